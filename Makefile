@@ -1,0 +1,88 @@
+# Helios: the only entry point. `make help` lists the targets; CI runs `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV ?= uv
+RUN := $(UV) run --no-sync
+PY := $(RUN) python
+BUF := .tools/node_modules/.bin/buf
+PYTEST := $(RUN) pytest -p no:cacheprovider
+GENERATED := libs/proto typings protos/vendor
+
+.PHONY: help sync pin tools proto proto-check fmt fmt-check lint typecheck contracts breaking \
+        unit integration e2e pytest check test up bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+sync: ## Install the Python workspace (uv; versions pinned in pyproject.toml)
+	$(UV) sync --all-packages --quiet
+
+pin: sync ## Re-pin every third-party package to what is installed now
+	$(PY) tools/pin_constraints.py
+
+$(BUF): .tools/package.json .tools/package-lock.json
+	cd .tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $(BUF)
+
+tools: $(BUF) ## Install the npm tools (buf)
+
+proto: sync ## Regenerate libs/proto and typings/ from protos/
+	$(PY) tools/generate_protos.py
+
+proto-check: proto ## Fail if the committed generated code differs from a fresh generation
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+	  git status --porcelain -- $(GENERATED); git --no-pager diff --stat -- $(GENERATED); \
+	  echo "generated code is stale: run 'make proto' and commit the result"; exit 1; fi
+
+fmt: sync ## Format the code
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+fmt-check: sync ## Check formatting
+	$(RUN) ruff format --check .
+
+lint: sync tools ## ruff and buf lint
+	$(RUN) ruff check .
+	$(BUF) lint
+
+typecheck: sync ## mypy --strict
+	$(RUN) mypy
+
+contracts: sync ## Import contracts (independence, layers, pure domain)
+	$(RUN) lint-imports
+
+breaking: tools ## buf breaking against main (skipped on the first commit of the history)
+	@if git rev-parse --verify -q main~0 >/dev/null && git cat-file -e main:protos 2>/dev/null; then \
+	  $(BUF) breaking --against '.git#branch=main,subdir=protos'; \
+	else echo "no protos on main yet: nothing to compare"; fi
+
+# pytest exits 5 when a tier collects no test: an empty tier is not a failure, anything else is.
+define tier
+	$(PYTEST) -m $(1) $(2) || { rc=$$?; if [ $$rc -eq 5 ]; then echo "no $(1) tests yet"; else exit $$rc; fi; }
+endef
+
+unit: sync ## Unit tests (no I/O)
+	$(call tier,unit,)
+
+integration: sync ## Integration tests (real PostgreSQL, NATS, gRPC servers)
+	$(call tier,integration,)
+
+e2e: sync ## End-to-end journeys through the gateway against the whole stack
+	$(call tier,e2e,)
+
+pytest: unit integration e2e ## All test tiers
+
+check: fmt-check lint typecheck contracts proto-check pytest ## Everything CI checks
+
+test: check ## The one test command (README, CI): static checks and every test tier
+
+up: sync ## Run the whole stack locally (throwaway PostgreSQL and NATS) until Ctrl-C
+	$(PY) -m helios.devstack up
+
+bench: sync ## Benchmarks, each against a baseline measured in the same run
+	$(PY) bench/run.py
+
+clean: ## Remove caches and the local tools
+	rm -rf .mypy_cache .ruff_cache .tools/node_modules

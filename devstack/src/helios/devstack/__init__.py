@@ -1,0 +1,1 @@
+"""Helios local stack: throwaway PostgreSQL and NATS, dev PKI and the six processes."""

@@ -1,0 +1,216 @@
+"""The whole Helios stack on one machine: PostgreSQL, NATS, dev PKI, migrations, six processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+import psycopg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from helios.devstack.processes import ManagedProcess, run_once
+from helios.kernel.clients import secure_channel
+from helios.kernel.principal import write_keypair
+from helios.kernel.testing.servers import ThrowawayNats, ThrowawayPostgres, free_port
+from helios.kernel.tls import CertFiles, ensure_dev_pki
+
+__all__ = ["GRPC_SERVICES", "Stack", "StackOptions"]
+
+# (identity, python module, database role or "" when it has no schema yet)
+GRPC_SERVICES = [
+    ("identity", "helios.identity", "helios_identity"),
+    ("authz", "helios.authz", ""),
+    ("ai-broker", "helios.ai_broker", ""),
+    ("audit", "helios.audit", "helios_audit"),
+    ("keyvault", "helios.keyvault", ""),
+]
+_CHEAP_ARGON2 = {"time_cost": "1", "memory_kib": "8192", "parallelism": "1"}
+
+
+@dataclass
+class StackOptions:
+    """How to run: an existing database / NATS, or throwaway ones; cheap hashing for tests."""
+
+    database_url: str = ""
+    nats_url: str = ""
+    http_port: int = 0
+    cheap_argon2: bool = False
+    seed_demo: bool = True
+    log_level: str = "INFO"
+
+
+@dataclass
+class Stack:
+    """Start with `start()`, stop with `stop()`; the state dir (keys, logs) goes with it."""
+
+    options: StackOptions
+    state: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="helios-stack-")))
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    demo_credentials: dict[str, str] = field(default_factory=dict)
+    database_url: str = ""
+    nats_url: str = ""
+    postgres: ThrowawayPostgres | None = None
+    nats: ThrowawayNats | None = None
+
+    @property
+    def gateway_url(self) -> str:
+        """Where the HTTP gateway listens."""
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def certs(self, identity: str) -> CertFiles:
+        """The mTLS files of one identity (services, `devstack`)."""
+        pki = self.state / "pki"
+        return CertFiles(
+            ca=pki / "ca.pem", cert=pki / f"{identity}.pem", key=pki / f"{identity}.key"
+        )
+
+    def start(self, progress: bool = False) -> Stack:
+        """Bring everything up and wait until all six processes are ready; on failure stop what
+        started and raise RuntimeError with the failing process's log."""
+        try:
+            self._start(progress)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _say(self, progress: bool, text: str) -> None:
+        if progress:
+            print(f"helios: {text}", flush=True)
+
+    def _start(self, progress: bool) -> None:
+        self._say(progress, "starting PostgreSQL and NATS")
+        self.database_url = self.options.database_url or self._throwaway_database()
+        if self.options.nats_url:
+            self.nats_url = self.options.nats_url
+        else:
+            self.nats = ThrowawayNats().start()
+            self.nats_url = self.nats.url
+        (self.state / "logs").mkdir(parents=True, exist_ok=True)
+        ensure_dev_pki(
+            self.state / "pki", [name for name, _, _ in GRPC_SERVICES] + ["gateway", "devstack"]
+        )
+        write_keypair(self.state / "principal.key", self.state / "principal.pub")
+        self._say(progress, "migrating the database")
+        for name, module, role in GRPC_SERVICES:
+            if role:
+                run_once(module, ["migrate"], self._service_env(name, role))
+        self._say(progress, "starting identity, authz, ai-broker, audit, keyvault")
+        for name, module, role in GRPC_SERVICES:
+            self.ports[name] = free_port()
+            self._spawn(name, module, self._service_env(name, role))
+        asyncio.run(self._wait_grpc([name for name, _, _ in GRPC_SERVICES]))
+        self._say(progress, "starting the gateway")
+        self.ports["gateway"] = self.options.http_port or free_port()
+        self._spawn("gateway", "helios.gateway", self._gateway_env())
+        self._wait_http("gateway", f"{self.gateway_url}/readyz")
+        if self.options.seed_demo:
+            self._say(progress, "seeding the demo org")
+            out = run_once(
+                "helios.identity", ["seed-demo"], self._service_env("identity", "helios_identity")
+            )
+            self.demo_credentials = json.loads(out.strip().splitlines()[-1])
+
+    def _throwaway_database(self) -> str:
+        self.postgres = ThrowawayPostgres().start()
+        with psycopg.connect(self.postgres.url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE helios")
+        return self.postgres.url.rsplit("/", 1)[0] + "/helios"
+
+    def _common_env(self, identity: str) -> dict[str, str]:
+        certs = self.certs(identity)
+        return {
+            "HELIOS_TLS_CA_FILE": str(certs.ca),
+            "HELIOS_TLS_CERT_FILE": str(certs.cert),
+            "HELIOS_TLS_KEY_FILE": str(certs.key),
+            "HELIOS_PRINCIPAL_PUBLIC_KEY_FILE": str(self.state / "principal.pub"),
+            "HELIOS_LOG_LEVEL": self.options.log_level,
+        }
+
+    def _service_env(self, name: str, role: str) -> dict[str, str]:
+        env = {
+            **self._common_env(name),
+            "HELIOS_GRPC_HOST": "127.0.0.1",
+            "HELIOS_GRPC_PORT": str(self.ports.get(name, 0)),
+            "HELIOS_DATABASE_URL": self.database_url,
+            "HELIOS_DATABASE_ROLE": role,
+            "HELIOS_NATS_URL": self.nats_url,
+        }
+        if name == "identity":
+            env["HELIOS_PRINCIPAL_SIGNING_KEY_FILE"] = str(self.state / "principal.key")
+            if self.options.cheap_argon2:
+                env.update({f"HELIOS_ARGON2_{k.upper()}": v for k, v in _CHEAP_ARGON2.items()})
+        return env
+
+    def _gateway_env(self) -> dict[str, str]:
+        return {
+            **self._common_env("gateway"),
+            "HELIOS_HTTP_HOST": "127.0.0.1",
+            "HELIOS_HTTP_PORT": str(self.ports["gateway"]),
+            "HELIOS_IDENTITY_TARGET": f"localhost:{self.ports['identity']}",
+            "HELIOS_AUDIT_TARGET": f"localhost:{self.ports['audit']}",
+        }
+
+    def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:
+        process = ManagedProcess(name, module, env, self.state / "logs" / f"{name}.log")
+        process.start()
+        self.processes[name] = process
+
+    def _check_alive(self, name: str) -> None:
+        process = self.processes[name]
+        if not process.running:
+            raise RuntimeError(
+                f"{name} exited with status {process.returncode}:\n{process.log_tail()}"
+            )
+
+    async def _wait_grpc(self, names: list[str], limit: float = 60.0) -> None:
+        certs = self.certs("devstack")
+        for name in names:
+            deadline = time.monotonic() + limit
+            async with secure_channel(f"localhost:{self.ports[name]}", certs) as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                while True:
+                    self._check_alive(name)
+                    try:
+                        reply = await stub.Check(  # type: ignore[attr-defined]
+                            health_pb2.HealthCheckRequest(), timeout=1, wait_for_ready=True
+                        )
+                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                            break
+                    except grpc.aio.AioRpcError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} did not report SERVING within {limit} s")
+                    await asyncio.sleep(0.1)
+
+    def _wait_http(self, name: str, url: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive(name)
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} was not ready at {url} within {timeout} s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop the processes (gateway first), then the throwaway servers; delete the state dir."""
+        for name in ["gateway", *reversed([n for n, _, _ in GRPC_SERVICES])]:
+            if name in self.processes:
+                self.processes[name].stop()
+        if self.nats is not None:
+            self.nats.destroy()
+        if self.postgres is not None:
+            self.postgres.stop()
+        shutil.rmtree(self.state, ignore_errors=True)

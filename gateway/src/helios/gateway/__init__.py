@@ -1,0 +1,1 @@
+"""Helios gateway: the HTTP edge in front of the gRPC services."""

@@ -1,0 +1,62 @@
+"""Edge errors and the one table mapping gRPC status codes to HTTP, with JSON error bodies."""
+
+from __future__ import annotations
+
+import grpc
+from starlette.responses import JSONResponse
+
+__all__ = ["EdgeError", "error_response", "http_status_for", "rpc_error_response"]
+
+# The grpc-gateway / Envoy transcoder convention.
+_HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+# Upstream details of these are not shown to clients.
+_OPAQUE = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS}
+
+
+class EdgeError(Exception):
+    """A request refused at the edge, before any service is called."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def http_status_for(code: grpc.StatusCode) -> int:
+    """The HTTP status of a gRPC status code."""
+    return _HTTP_STATUS.get(code, 500)
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """`{"error": {"code", "status", "message"}}` with the given HTTP status."""
+    return JSONResponse(
+        {"error": {"code": code, "status": status, "message": message}}, status_code=status
+    )
+
+
+def rpc_error_response(error: grpc.aio.AioRpcError) -> JSONResponse:
+    """The HTTP answer for a failed upstream call."""
+    code = error.code()
+    message = "internal error" if code in _OPAQUE else (error.details() or code.name.lower())
+    if code == grpc.StatusCode.UNAVAILABLE:
+        message = "a backend service is unavailable; retry later"
+    return error_response(http_status_for(code), code.name, message)

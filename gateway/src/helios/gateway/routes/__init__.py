@@ -1,0 +1,1 @@
+"""The gateway's explicit routes (browser flows that need cookies, health, well-known files)."""

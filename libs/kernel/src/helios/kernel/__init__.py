@@ -1,0 +1,1 @@
+"""Helios kernel: the shared plumbing every Helios service is built on."""

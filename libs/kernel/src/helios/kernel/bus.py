@@ -1,0 +1,83 @@
+"""NATS JetStream connection that survives outages, and the AUDIT stream every producer uses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+__all__ = ["AUDIT_STREAM", "AUDIT_SUBJECTS", "Bus", "audit_subject", "ensure_audit_stream"]
+
+log = logging.getLogger(__name__)
+
+AUDIT_STREAM = "AUDIT"
+AUDIT_SUBJECTS = "audit.>"
+# Redelivered or republished events inside this window are dropped by JetStream (Nats-Msg-Id).
+_DUPLICATE_WINDOW_SECONDS = 30 * 60
+_AUDIT_MAX_AGE_SECONDS = 30 * 24 * 3600
+
+
+def audit_subject(producer: str, action: str) -> str:
+    """Subject of one audit event: `audit.<producer>.<action>` (dots in the action stay tokens)."""
+    return f"audit.{producer}.{action}"
+
+
+async def ensure_audit_stream(js: JetStreamContext) -> None:
+    """Create the AUDIT stream, or leave it as it is; idempotent and safe across replicas."""
+    config = StreamConfig(
+        name=AUDIT_STREAM,
+        subjects=[AUDIT_SUBJECTS],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        duplicate_window=_DUPLICATE_WINDOW_SECONDS,
+        max_age=_AUDIT_MAX_AGE_SECONDS,
+    )
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)
+
+
+class Bus:
+    """A lazily (re)connecting NATS client: `jetstream()` returns a context or raises, never hangs
+    for longer than the connect timeout, so callers can retry while NATS is away."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self._url = url
+        self._name = name
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def jetstream(self) -> JetStreamContext:
+        """A JetStream context on a live connection, with the AUDIT stream in place."""
+        async with self._lock:
+            if self._client is None or self._client.is_closed:
+                client = await nats.connect(
+                    self._url,
+                    name=self._name,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                )
+                js = client.jetstream(timeout=5)
+                await ensure_audit_stream(js)
+                self._client = client
+                log.info("connected to NATS", extra={"nats": self._url})
+            return self._client.jetstream(timeout=5)
+
+    @property
+    def client(self) -> Client | None:
+        """The underlying client, when connected once."""
+        return self._client
+
+    async def close(self) -> None:
+        """Drain and close the connection (idempotent)."""
+        if self._client is not None and not self._client.is_closed:
+            await self._client.drain()
+        self._client = None

@@ -1,0 +1,39 @@
+"""Outbound gRPC: mTLS channels to other services and the metadata that carries who is calling."""
+
+from __future__ import annotations
+
+import grpc
+from opentelemetry import propagate
+
+from helios.kernel.interceptors import CLIENT_IP_KEY, USER_AGENT_KEY
+from helios.kernel.principal import METADATA_KEY
+from helios.kernel.tls import CertFiles, channel_credentials
+from helios.proto.common.v1 import principal_pb2
+
+__all__ = ["call_metadata", "secure_channel"]
+
+
+def secure_channel(target: str, certs: CertFiles) -> grpc.aio.Channel:
+    """A channel to `target` (host:port) over mutual TLS with this process's certificate."""
+    return grpc.aio.secure_channel(target, channel_credentials(certs))
+
+
+def call_metadata(
+    *,
+    assertion: principal_pb2.PrincipalAssertion | None = None,
+    client_ip: str = "",
+    user_agent: str = "",
+) -> tuple[tuple[str, str | bytes], ...]:
+    """Metadata for one outbound call: the signed principal, the edge's view of the client, and
+    the current trace context."""
+    pairs: list[tuple[str, str | bytes]] = []
+    if assertion is not None:
+        pairs.append((METADATA_KEY, assertion.SerializeToString()))
+    if client_ip:
+        pairs.append((CLIENT_IP_KEY, client_ip))
+    if user_agent:
+        pairs.append((USER_AGENT_KEY, user_agent))
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    pairs.extend(carrier.items())
+    return tuple(pairs)

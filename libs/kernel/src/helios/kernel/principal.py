@@ -1,0 +1,117 @@
+"""Signed principal assertions (DESIGN.md section 2): short-lived, Ed25519, carried in metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from helios.kernel.errors import UnauthenticatedError
+from helios.proto.common.v1 import principal_pb2
+
+__all__ = [
+    "METADATA_KEY",
+    "AssertionSigner",
+    "AssertionVerifier",
+    "key_id_of",
+    "load_private_key",
+    "load_public_key",
+    "write_keypair",
+]
+
+METADATA_KEY = "helios-principal-bin"
+_DEFAULT_TTL = dt.timedelta(seconds=60)
+_CLOCK_SKEW = dt.timedelta(seconds=5)
+
+
+def key_id_of(public_key: Ed25519PublicKey) -> str:
+    """A short stable id of a public key (first 16 hex digits of sha256 of its raw bytes)."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    """Load a PEM Ed25519 private key; raises TypeError for another key type."""
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise TypeError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """Load a PEM Ed25519 public key; raises TypeError for another key type."""
+    key = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise TypeError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+def write_keypair(private_path: Path, public_path: Path) -> None:
+    """Create an Ed25519 key pair (private file 0600) for signing principal assertions."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    public_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+class AssertionSigner:
+    """Signs principals into assertions; held by identity only."""
+
+    def __init__(self, key: Ed25519PrivateKey, ttl: dt.timedelta = _DEFAULT_TTL) -> None:
+        self._key = key
+        self._ttl = ttl
+        self._key_id = key_id_of(key.public_key())
+
+    def sign(
+        self, principal: principal_pb2.Principal, now: dt.datetime | None = None
+    ) -> principal_pb2.PrincipalAssertion:
+        """A fresh assertion of `principal`, valid for the signer's ttl."""
+        issued = now or dt.datetime.now(dt.UTC)
+        claims = principal_pb2.PrincipalClaims(principal=principal, key_id=self._key_id)
+        claims.issued_at.FromDatetime(issued)
+        claims.expires_at.FromDatetime(issued + self._ttl)
+        body = claims.SerializeToString(deterministic=True)
+        return principal_pb2.PrincipalAssertion(claims=body, signature=self._key.sign(body))
+
+
+class AssertionVerifier:
+    """Verifies assertions with identity's published public key(s)."""
+
+    def __init__(self, keys: list[Ed25519PublicKey]) -> None:
+        self._keys = {key_id_of(key): key for key in keys}
+
+    def verify(
+        self, assertion: principal_pb2.PrincipalAssertion, now: dt.datetime | None = None
+    ) -> principal_pb2.Principal:
+        """The asserted principal; raises UnauthenticatedError if forged, unknown-key or expired."""
+        claims = principal_pb2.PrincipalClaims()
+        try:
+            claims.ParseFromString(assertion.claims)
+        except Exception as exc:
+            raise UnauthenticatedError("malformed principal assertion") from exc
+        key = self._keys.get(claims.key_id)
+        if key is None:
+            raise UnauthenticatedError("principal assertion signed by an unknown key")
+        try:
+            key.verify(assertion.signature, assertion.claims)
+        except InvalidSignature as exc:
+            raise UnauthenticatedError("principal assertion signature is invalid") from exc
+        moment = now or dt.datetime.now(dt.UTC)
+        if claims.expires_at.ToDatetime(dt.UTC) < moment - _CLOCK_SKEW:
+            raise UnauthenticatedError("principal assertion has expired")
+        if claims.issued_at.ToDatetime(dt.UTC) > moment + _CLOCK_SKEW:
+            raise UnauthenticatedError("principal assertion is not yet valid")
+        return claims.principal

@@ -1,0 +1,95 @@
+"""The parts every service process shares, built once by its wiring: engine, bus, relay, server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc import aio
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from helios.kernel.bus import Bus
+from helios.kernel.db import create_engine, session_factory
+from helios.kernel.outbox import OutboxRelay
+from helios.kernel.principal import AssertionVerifier, load_public_key
+from helios.kernel.server import GrpcService
+from helios.kernel.settings import GrpcSettings, KernelSettings, ServiceSettings
+from helios.kernel.tls import CertFiles
+
+__all__ = ["ProcessRuntime", "ServiceRuntime", "StatelessRuntime", "cert_files", "verifier_from"]
+
+
+def cert_files(settings: KernelSettings) -> CertFiles:
+    """This process's mTLS files from its settings."""
+    return CertFiles(
+        ca=settings.tls_ca_file, cert=settings.tls_cert_file, key=settings.tls_key_file
+    )
+
+
+def verifier_from(settings: KernelSettings) -> AssertionVerifier:
+    """A verifier of principal assertions with the configured public key."""
+    return AssertionVerifier([load_public_key(settings.principal_public_key_file)])
+
+
+class ProcessRuntime(Protocol):
+    """What the command line runs: a gRPC service and the resources to release after it stops."""
+
+    grpc: GrpcService
+
+    async def close(self) -> None:
+        """Release connections after the server stopped."""
+        ...
+
+
+@dataclass
+class StatelessRuntime:
+    """A process with no database or bus of its own yet (its issue has not landed)."""
+
+    grpc: GrpcService
+
+    @classmethod
+    def serving(
+        cls,
+        name: str,
+        settings: GrpcSettings,
+        descriptor: ServiceDescriptor,
+        register: Callable[[aio.Server], None],
+    ) -> StatelessRuntime:
+        """A process serving one proto service (plus health and reflection)."""
+        service = GrpcService(name, cert_files(settings), verifier_from(settings))
+        service.add_service(descriptor.full_name, register)
+        return cls(grpc=service)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass
+class ServiceRuntime:
+    """Engine, sessions, bus, outbox relay and gRPC server of one service process."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: Bus
+    relay: OutboxRelay
+    grpc: GrpcService
+
+    @classmethod
+    def build(cls, name: str, settings: ServiceSettings, outbox: Table) -> ServiceRuntime:
+        """Build (without connecting) and register the relay as a background task."""
+        engine = create_engine(settings.database_url.get_secret_value(), settings.database_role)
+        sessions = session_factory(engine)
+        bus = Bus(settings.nats_url, name=f"helios-{name}")
+        relay = OutboxRelay(sessions, outbox, bus)
+        service = GrpcService(name, cert_files(settings), verifier_from(settings))
+        service.add_background(relay.run)
+        return cls(engine=engine, sessions=sessions, bus=bus, relay=relay, grpc=service)
+
+    async def close(self) -> None:
+        """Close the bus and dispose of the engine (after the server stopped)."""
+        await asyncio.gather(self.bus.close(), return_exceptions=True)
+        await self.engine.dispose()

@@ -1,0 +1,73 @@
+"""Settings from `HELIOS_*` environment variables, validated at start-up, secrets never shown."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["GrpcSettings", "KernelSettings", "ServiceSettings", "load_settings"]
+
+
+class KernelSettings(BaseSettings):
+    """What every Helios process needs: logging, telemetry and its mTLS identity."""
+
+    model_config = SettingsConfigDict(env_prefix="HELIOS_", extra="ignore", frozen=True)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    otel_exporter: Literal["none", "console"] = "none"
+    tls_ca_file: Path = Field(
+        description="PEM bundle of the CA that signs every service certificate"
+    )
+    tls_cert_file: Path = Field(
+        description="this process's certificate (SAN spiffe://helios/<svc>)"
+    )
+    tls_key_file: Path = Field(description="this process's private key")
+    principal_public_key_file: Path = Field(
+        description="PEM Ed25519 public key that verifies principal assertions"
+    )
+
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file", "principal_public_key_file")
+    @classmethod
+    def _must_exist(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+
+class GrpcSettings(KernelSettings):
+    """A gRPC server process."""
+
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    shutdown_grace_seconds: float = Field(default=5.0, ge=0)
+
+
+class ServiceSettings(GrpcSettings):
+    """A gRPC service with its own PostgreSQL schema and an outbox relayed to NATS JetStream."""
+
+    database_url: SecretStr = Field(description="postgresql:// URL; may carry a password")
+    database_role: str = Field(
+        default="",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$|^$",
+        description="role to SET after connecting (least privilege); empty keeps the login role",
+    )
+    nats_url: str = "nats://127.0.0.1:4222"
+
+
+S = TypeVar("S", bound=KernelSettings)
+
+
+def load_settings(settings_type: type[S]) -> S:
+    """Settings from the environment; on error print each bad variable's name and the problem
+    (never its value) and exit with status 2."""
+    try:
+        return settings_type()  # type: ignore[call-arg]  # values come from the environment
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "HELIOS_" + "_".join(str(p) for p in error["loc"]).upper()
+            print(f"invalid setting {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

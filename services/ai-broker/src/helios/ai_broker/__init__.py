@@ -1,0 +1,1 @@
+"""Helios AI broker: delegated AI sessions, action registry and confirmations."""

@@ -1,0 +1,1 @@
+"""Helios audit service: the immutable, tamper-evident audit log."""

@@ -1,0 +1,1 @@
+"""Audit's pure model and rules: no I/O."""

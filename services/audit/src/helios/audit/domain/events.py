@@ -1,0 +1,70 @@
+"""Reading incoming audit events and the query filter, as pure rules."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from helios.kernel.errors import InvalidArgumentError
+from helios.proto.audit.v1 import events_pb2
+
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "EventQuery", "Incoming", "parse_event"]
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+_MAX_CURSOR = 2**63 - 1  # the log sequence is a PostgreSQL bigint
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message as delivered by the stream."""
+
+    subject: str
+    data: bytes
+    stream_seq: int
+
+
+def parse_event(data: bytes) -> events_pb2.AuditEvent:
+    """The AuditEvent in `data`; raises ValueError saying why it is unusable."""
+    event = events_pb2.AuditEvent()
+    try:
+        event.ParseFromString(data)
+    except Exception as exc:
+        raise ValueError(f"not an AuditEvent: {exc}") from exc
+    try:
+        uuid.UUID(event.event_id)
+    except ValueError as exc:
+        raise ValueError("event_id is not a UUID") from exc
+    if not event.action:
+        raise ValueError("action is empty")
+    if not event.HasField("occurred_at"):
+        raise ValueError("occurred_at is missing")
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """A validated ListEvents filter; `before_seq` is the cursor (0 = newest)."""
+
+    actor_id: str = ""
+    org_id: str = ""
+    action: str = ""
+    resource_type: str = ""
+    resource_id: str = ""
+    page_size: int = DEFAULT_PAGE_SIZE
+    before_seq: int = 0
+
+    @staticmethod
+    def page(page_size: int, page_token: str) -> tuple[int, int]:
+        """(page size, cursor) from the request; raises InvalidArgumentError when out of range."""
+        if page_size < 0 or page_size > MAX_PAGE_SIZE:
+            raise InvalidArgumentError(
+                f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size"
+            )
+        cursor = 0
+        if page_token:
+            valid = page_token.isascii() and page_token.isdigit() and len(page_token) <= 19
+            if not valid or int(page_token) > _MAX_CURSOR:
+                raise InvalidArgumentError("page_token is not a valid cursor", field="page_token")
+            cursor = int(page_token)
+        return page_size or DEFAULT_PAGE_SIZE, cursor

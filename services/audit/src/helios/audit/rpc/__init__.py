@@ -1,0 +1,1 @@
+"""Audit's gRPC surface."""

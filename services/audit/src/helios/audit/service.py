@@ -1,0 +1,59 @@
+"""Audit's use cases: ingest events from the stream, list them for an authorised principal."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from helios.audit.domain.events import EventQuery, Incoming, parse_event
+from helios.audit.ports import AuditLog
+from helios.kernel.context import CallContext
+from helios.proto.audit.v1 import audit_pb2, events_pb2
+
+__all__ = ["AuditService"]
+
+log = logging.getLogger(__name__)
+
+
+class AuditService:
+    """Ingest is idempotent on event id; malformed messages go to the dead-letter table."""
+
+    def __init__(self, store: AuditLog) -> None:
+        self._store = store
+
+    async def ingest(self, batch: Sequence[Incoming]) -> int:
+        """Store a batch delivered by the stream; returns the number of new rows. Returns only
+        after everything is committed, so the caller may then acknowledge the messages."""
+        good: list[tuple[events_pb2.AuditEvent, int]] = []
+        for message in batch:
+            try:
+                good.append((parse_event(message.data), message.stream_seq))
+            except ValueError as exc:
+                log.warning("dead-lettered audit message", extra={"stream_seq": message.stream_seq})
+                await self._store.dead_letter(
+                    message.subject, message.stream_seq, message.data, str(exc)
+                )
+        return await self._store.append(good) if good else 0
+
+    async def list_events(
+        self, request: audit_pb2.ListEventsRequest, ctx: CallContext
+    ) -> tuple[list[audit_pb2.AuditRecord], str]:
+        """The caller's own audit rows, newest first, and the next page token.
+
+        Until authz scopes land (issues #5, #6) a principal sees only rows where it is the actor;
+        filters in the request narrow that further.
+        """
+        principal = ctx.require_principal()
+        page_size, cursor = EventQuery.page(request.page_size, request.page_token)
+        query = EventQuery(
+            actor_id=principal.actor_id,
+            org_id=request.org_id,
+            action=request.action,
+            resource_type=request.resource_type,
+            resource_id=request.resource_id,
+            page_size=page_size,
+            before_seq=cursor,
+        )
+        rows = await self._store.query(query)
+        next_token = str(rows[-1][0]) if len(rows) == page_size else ""
+        return [record for _, record in rows], next_token

@@ -1,0 +1,1 @@
+"""Audit's persistence: the append-only log, dead letters, migrations."""

@@ -1,0 +1,110 @@
+"""PostgreSQL implementation of the AuditLog port."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from google.protobuf import json_format
+from sqlalchemy import Row, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helios.audit.domain.events import EventQuery
+from helios.audit.store.tables import audit_log, dead_letters
+from helios.proto.audit.v1 import audit_pb2, events_pb2
+from helios.proto.common.v1 import principal_pb2
+
+__all__ = ["PostgresAuditLog"]
+
+_PLAIN = (
+    "org_id",
+    "actor_id",
+    "session_id",
+    "impersonator_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "input_hash",
+    "output_hash",
+    "ip",
+    "user_agent",
+    "decision_id",
+    "trace_id",
+    "producer",
+)
+
+
+def _actor_type_name(value: int) -> str:
+    return principal_pb2.ActorType.Name(value).removeprefix("ACTOR_TYPE_").lower()  # type: ignore[arg-type]
+
+
+def _to_row(event: events_pb2.AuditEvent, stream_seq: int) -> dict[str, Any]:
+    row: dict[str, Any] = {name: getattr(event, name) for name in _PLAIN}
+    row.update(
+        event_id=event.event_id,
+        occurred_at=event.occurred_at.ToDatetime(dt.UTC),
+        actor_type=_actor_type_name(event.actor_type),
+        diff=json_format.MessageToDict(event.diff),
+        outcome=int(event.outcome),
+        stream_seq=stream_seq,
+    )
+    return row
+
+
+def _to_record(row: Row[Any]) -> audit_pb2.AuditRecord:
+    event = events_pb2.AuditEvent(
+        event_id=str(row.event_id),
+        actor_type=principal_pb2.ActorType.Value("ACTOR_TYPE_" + row.actor_type.upper()),
+        outcome=row.outcome,
+        **{name: getattr(row, name) for name in _PLAIN},
+    )
+    event.occurred_at.FromDatetime(row.occurred_at)
+    event.diff.update(row.diff)
+    record = audit_pb2.AuditRecord(event=event, stream_sequence=row.stream_seq)
+    record.recorded_at.FromDatetime(row.recorded_at)
+    return record
+
+
+class PostgresAuditLog:
+    """Append-only writes (INSERT ... ON CONFLICT DO NOTHING) and cursor-paged reads."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def append(self, events: Sequence[tuple[events_pb2.AuditEvent, int]]) -> int:
+        rows = [_to_row(event, seq) for event, seq in events]
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                insert(audit_log)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(audit_log.c.seq)
+            )
+            return len(result.all())
+
+    async def dead_letter(self, subject: str, stream_seq: int, payload: bytes, reason: str) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                insert(dead_letters)
+                .values(
+                    subject=subject, stream_seq=stream_seq, payload=payload, reason=reason[:1000]
+                )
+                .on_conflict_do_update(
+                    index_elements=["stream_seq"],
+                    set_={"deliveries": dead_letters.c.deliveries + 1},
+                )
+            )
+
+    async def query(self, query: EventQuery) -> list[tuple[int, audit_pb2.AuditRecord]]:
+        statement = select(audit_log).order_by(audit_log.c.seq.desc()).limit(query.page_size)
+        for name in ("actor_id", "org_id", "action", "resource_type", "resource_id"):
+            value = getattr(query, name)
+            if value:
+                statement = statement.where(audit_log.c[name] == value)
+        if query.before_seq:
+            statement = statement.where(audit_log.c.seq < query.before_seq)
+        async with self._sessions() as session:
+            rows = (await session.execute(statement)).all()
+        return [(row.seq, _to_record(row)) for row in rows]

@@ -1,0 +1,40 @@
+"""Audit's composition root: the only place its adapters are built."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from helios.audit.events.consumer import AuditConsumer
+from helios.audit.rpc.servicer import AuditServicer
+from helios.audit.service import AuditService
+from helios.audit.store import tables
+from helios.audit.store.postgres import PostgresAuditLog
+from helios.kernel.migrations import migrate
+from helios.kernel.runtime import ServiceRuntime
+from helios.kernel.settings import ServiceSettings
+from helios.proto.audit.v1 import audit_pb2, audit_pb2_grpc
+
+__all__ = ["NAME", "migrate_schema", "wire"]
+
+NAME = "audit"
+
+
+def wire(settings: ServiceSettings) -> ServiceRuntime:
+    """The whole audit process (server + stream consumer), not yet started."""
+    runtime = ServiceRuntime.build(NAME, settings, tables.outbox)
+    service = AuditService(PostgresAuditLog(runtime.sessions))
+    # RPCs the servicer does not define answer UNIMPLEMENTED (the generated base class).
+    servicer = AuditServicer(service)  # type: ignore[abstract]
+    runtime.grpc.add_service(
+        audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+        lambda server: audit_pb2_grpc.add_AuditServiceServicer_to_server(servicer, server),
+    )
+    runtime.grpc.add_background(AuditConsumer(runtime.bus, service).run)
+    return runtime
+
+
+def migrate_schema(settings: ServiceSettings) -> None:
+    """Upgrade the audit schema to head."""
+    location = Path(str(files("helios.audit.store") / "migrations"))
+    migrate(settings.database_url.get_secret_value(), tables.SCHEMA, location, tables.metadata)

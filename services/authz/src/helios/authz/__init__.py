@@ -1,0 +1,1 @@
+"""Helios authz service: permission catalog, roles and scoped decisions."""

@@ -1,0 +1,1 @@
+"""Helios identity service: accounts, credentials, sessions and tenants."""

@@ -1,0 +1,1 @@
+"""Identity's pure model and rules: no I/O."""

@@ -1,0 +1,50 @@
+"""Accounts and sessions as the use cases see them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+__all__ = ["Org", "Session", "User"]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person's account; `password_hash` is an argon2id PHC string with its parameters."""
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    password_hash: str
+    created_at: dt.datetime
+    email_verified_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in session; only the sha256 of its token is ever stored."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    token_hash: bytes
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    ip: str
+    user_agent: str
+    org_id: uuid.UUID | None = None
+    revoked_at: dt.datetime | None = None
+
+    def is_active(self, now: dt.datetime) -> bool:
+        """Not revoked and not past its absolute expiry."""
+        return self.revoked_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Org:
+    """A tenant."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    created_at: dt.datetime

@@ -1,0 +1,96 @@
+"""What identity's use cases need from the outside world, owned here and implemented by adapters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from helios.identity.domain.model import Org, Session, User
+from helios.kernel.changes import Change
+from helios.kernel.context import CallContext
+from helios.proto.common.v1 import principal_pb2
+
+__all__ = ["Clock", "IdentityTransaction", "PasswordHasher", "PrincipalSigner", "UnitOfWork"]
+
+
+class PasswordHasher(Protocol):
+    """argon2id hashing; verification runs in constant time inside the hash library."""
+
+    async def hash(self, password: str) -> str:
+        """A PHC string that records the parameters used."""
+        ...
+
+    async def verify(self, stored: str, password: str) -> bool:
+        """True when `password` matches; never raises for a wrong password."""
+        ...
+
+    def needs_rehash(self, stored: str) -> bool:
+        """True when `stored` was made with other parameters than the current ones."""
+        ...
+
+    async def burn(self, password: str) -> None:
+        """Do the work of one verification against a dummy hash (for unknown accounts)."""
+        ...
+
+
+class PrincipalSigner(Protocol):
+    """Signs principal assertions (identity is their only issuer)."""
+
+    def sign(self, principal: principal_pb2.Principal) -> principal_pb2.PrincipalAssertion:
+        """A short-lived signed assertion of `principal`."""
+        ...
+
+
+class Clock(Protocol):
+    """The current time, timezone-aware UTC."""
+
+    def __call__(self) -> dt.datetime: ...
+
+
+class IdentityTransaction(Protocol):
+    """Reads and writes inside one database transaction, together with its audit events."""
+
+    async def user_by_email(self, email: str) -> User | None:
+        """The user with this (normalised) e-mail, or None."""
+        ...
+
+    async def user_by_id(self, user_id: uuid.UUID) -> User | None:
+        """The user, or None."""
+        ...
+
+    async def add_user(self, user: User) -> None:
+        """Insert; raises AlreadyExistsError when the e-mail is taken."""
+        ...
+
+    async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
+        """Replace a user's password hash (parameter upgrade or password change)."""
+        ...
+
+    async def add_session(self, session: Session) -> None:
+        """Insert a session (its token hash is unique)."""
+        ...
+
+    async def session_by_token_hash(self, token_hash: bytes) -> Session | None:
+        """The session with this token hash, active or not, or None."""
+        ...
+
+    async def add_org(self, org: Org, owner_id: uuid.UUID) -> None:
+        """Insert an org and make `owner_id` its first member (user type `owner`); raises
+        AlreadyExistsError when the slug is taken."""
+        ...
+
+    async def first_org_of(self, user_id: uuid.UUID) -> uuid.UUID | None:
+        """The org the user joined first, or None."""
+        ...
+
+    async def record(self, change: Change, ctx: CallContext) -> None:
+        """Enqueue the audit event of `change`; it commits or rolls back with the transaction."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """Opens a transaction: commits when the block ends normally, rolls back on an exception."""
+
+    def __call__(self) -> AbstractAsyncContextManager[IdentityTransaction]: ...

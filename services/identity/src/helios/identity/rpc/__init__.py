@@ -1,0 +1,1 @@
+"""Identity's gRPC surface: thin servicer and proto conversion."""

@@ -1,0 +1,37 @@
+"""`seed-demo`: a demo org with an admin whose one-time password is printed once (local run)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from helios.identity.settings import IdentitySettings
+from helios.identity.store import tables
+from helios.identity.wiring import build_service
+from helios.kernel.context import CallContext
+from helios.kernel.errors import AlreadyExistsError
+from helios.kernel.runtime import ServiceRuntime
+
+__all__ = ["DEMO_ADMIN_EMAIL", "DEMO_ORG_SLUG", "seed_demo"]
+
+DEMO_ORG_SLUG = "demo"
+DEMO_ADMIN_EMAIL = "admin@demo.helios.test"
+
+
+async def seed_demo(settings: IdentitySettings) -> int:
+    """Create the demo admin and org and print `{"email", "password", "org"}` as JSON on stdout;
+    exits 1 (printing nothing secret) if they exist already."""
+    runtime = ServiceRuntime.build("identity", settings, tables.outbox)
+    service = build_service(settings, runtime)
+    ctx = CallContext(caller="identity-seed")
+    password = secrets.token_urlsafe(18)
+    try:
+        user = await service.sign_up(DEMO_ADMIN_EMAIL, password, "Demo admin", ctx, None)
+        org = await service.create_org(DEMO_ORG_SLUG, "Demo org", user.id, ctx, None)
+    except AlreadyExistsError as exc:
+        print(json.dumps({"error": exc.message}))
+        return 1
+    finally:
+        await runtime.close()
+    print(json.dumps({"email": user.email, "password": password, "org": org.slug}))
+    return 0

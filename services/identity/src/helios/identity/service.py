@@ -1,0 +1,218 @@
+"""Identity's use cases: sign-up, sign-in, session resolution, org creation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from helios.identity.domain.model import Org, Session, User
+from helios.identity.domain.tokens import hash_token, new_session_token
+from helios.identity.domain.validation import (
+    normalize_email,
+    validate_display_name,
+    validate_password,
+    validate_slug,
+)
+from helios.identity.ports import Clock, PasswordHasher, PrincipalSigner, UnitOfWork
+from helios.kernel.changes import Change
+from helios.kernel.context import CallContext
+from helios.kernel.errors import InvalidArgumentError, UnauthenticatedError
+from helios.proto.audit.v1 import events_pb2
+from helios.proto.common.v1 import principal_pb2
+
+__all__ = ["IdentityService", "ResolvedSession", "SignedIn"]
+
+# The one answer for a wrong password and an unknown e-mail (no account enumeration).
+BAD_CREDENTIALS = "invalid e-mail or password"
+_SESSION_GONE = "session is invalid or has expired"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A new session; `token` is shown to the client once and never stored."""
+
+    token: str
+    session: Session
+    user: User
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSession:
+    """Who a session token belongs to, with a signed assertion for downstream services."""
+
+    user: User
+    session: Session
+    principal: principal_pb2.Principal
+    assertion: principal_pb2.PrincipalAssertion
+
+
+class IdentityService:
+    """Use cases over the ports; every state change is audited in its own transaction."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        hasher: PasswordHasher,
+        signer: PrincipalSigner,
+        clock: Clock,
+        session_ttl: dt.timedelta,
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._signer = signer
+        self._clock = clock
+        self._session_ttl = session_ttl
+
+    async def sign_up(
+        self,
+        email: str,
+        password: str,
+        display_name: str,
+        ctx: CallContext,
+        request: Message | None,
+    ) -> User:
+        """Create an account; raises InvalidArgumentError or AlreadyExistsError."""
+        address = normalize_email(email)
+        validate_password(password)
+        name = validate_display_name(display_name or address.split("@")[0])
+        user = User(
+            id=uuid.uuid4(),
+            email=address,
+            display_name=name,
+            password_hash=await self._hasher.hash(password),
+            created_at=self._clock(),
+        )
+        async with self._uow() as tx:
+            await tx.add_user(user)
+            await tx.record(
+                Change(
+                    action="identity.user.signUp",
+                    resource_type="identity.user",
+                    resource_id=str(user.id),
+                    actor_id=str(user.id),
+                    request=request,
+                    diff={"email": address, "display_name": name},
+                ),
+                ctx,
+            )
+        return user
+
+    async def sign_in(
+        self, email: str, password: str, ctx: CallContext, request: Message | None
+    ) -> SignedIn:
+        """Open a session; raises UnauthenticatedError with one message for every failure.
+
+        Unknown e-mails cost one dummy verification so that timing does not tell them apart; every
+        attempt, failed or not, is audited. Hashes made with older parameters are upgraded here.
+        """
+        try:
+            address = normalize_email(email)
+        except InvalidArgumentError:
+            address = ""
+        async with self._uow() as tx:
+            user = await tx.user_by_email(address) if address else None
+        if user is None:
+            await self._hasher.burn(password)
+            verified = False
+        else:
+            verified = await self._hasher.verify(user.password_hash, password)
+        async with self._uow() as tx:
+            if user is None or not verified:
+                await tx.record(
+                    Change(
+                        action="identity.user.signIn",
+                        resource_type="identity.user",
+                        resource_id=str(user.id) if user else "",
+                        actor_id=str(user.id) if user else "",
+                        outcome=events_pb2.AUDIT_OUTCOME_FAILURE,
+                        request=request,
+                    ),
+                    ctx,
+                )
+            else:
+                if self._hasher.needs_rehash(user.password_hash):
+                    await tx.set_password_hash(user.id, await self._hasher.hash(password))
+                now = self._clock()
+                token = new_session_token()
+                session = Session(
+                    id=uuid.uuid4(),
+                    user_id=user.id,
+                    token_hash=hash_token(token),
+                    created_at=now,
+                    expires_at=now + self._session_ttl,
+                    ip=ctx.ip,
+                    user_agent=ctx.user_agent,
+                    org_id=await tx.first_org_of(user.id),
+                )
+                await tx.add_session(session)
+                await tx.record(
+                    Change(
+                        action="identity.user.signIn",
+                        resource_type="identity.session",
+                        resource_id=str(session.id),
+                        org_id=str(session.org_id or ""),
+                        actor_id=str(user.id),
+                        request=request,
+                    ),
+                    ctx,
+                )
+        if user is None or not verified:
+            raise UnauthenticatedError(BAD_CREDENTIALS)
+        return SignedIn(token=token, session=session, user=user)
+
+    async def resolve_session(self, token: str, ctx: CallContext) -> ResolvedSession:
+        """The user and a fresh principal assertion of an active session token; raises
+        UnauthenticatedError for an unknown, revoked or expired token."""
+        if not token:
+            raise UnauthenticatedError(_SESSION_GONE)
+        async with self._uow() as tx:
+            session = await tx.session_by_token_hash(hash_token(token))
+            if session is None or not session.is_active(self._clock()):
+                raise UnauthenticatedError(_SESSION_GONE)
+            user = await tx.user_by_id(session.user_id)
+        if user is None:
+            raise UnauthenticatedError(_SESSION_GONE)
+        principal = principal_pb2.Principal(
+            actor_type=principal_pb2.ACTOR_TYPE_USER,
+            actor_id=str(user.id),
+            org_id=str(session.org_id or ""),
+            session_id=str(session.id),
+            ip=ctx.ip,
+            user_agent=ctx.user_agent,
+        )
+        return ResolvedSession(
+            user=user, session=session, principal=principal, assertion=self._signer.sign(principal)
+        )
+
+    async def create_org(
+        self, slug: str, name: str, owner_id: uuid.UUID, ctx: CallContext, request: Message | None
+    ) -> Org:
+        """Create a tenant with its first member; raises InvalidArgumentError or
+        AlreadyExistsError. The audit event doubles as `org.created` for authz (issue #5)."""
+        org = Org(
+            id=uuid.uuid4(),
+            slug=validate_slug(slug),
+            name=name.strip() or slug,
+            created_at=self._clock(),
+        )
+        async with self._uow() as tx:
+            if await tx.user_by_id(owner_id) is None:
+                raise InvalidArgumentError(
+                    "owner_user_id does not name a user", field="owner_user_id"
+                )
+            await tx.add_org(org, owner_id)
+            await tx.record(
+                Change(
+                    action="identity.org.create",
+                    resource_type="identity.org",
+                    resource_id=str(org.id),
+                    org_id=str(org.id),
+                    request=request,
+                    diff={"slug": org.slug, "name": org.name, "owner_user_id": str(owner_id)},
+                ),
+                ctx,
+            )
+        return org

@@ -1,0 +1,1 @@
+"""Identity's persistence: tables, the PostgreSQL adapter and migrations."""

@@ -1,0 +1,156 @@
+"""PostgreSQL implementation of identity's UnitOfWork and IdentityTransaction ports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from helios.identity.domain.model import Org, Session, User
+from helios.identity.ports import IdentityTransaction
+from helios.identity.store.tables import memberships, orgs, sessions, users
+from helios.kernel.audit_trail import AuditRecorder
+from helios.kernel.changes import Change
+from helios.kernel.context import CallContext
+from helios.kernel.errors import AlreadyExistsError
+
+__all__ = ["PostgresUnitOfWork"]
+
+
+def _user(row: object) -> User:
+    return User(
+        id=row.id,  # type: ignore[attr-defined]
+        email=row.email,  # type: ignore[attr-defined]
+        display_name=row.display_name,  # type: ignore[attr-defined]
+        password_hash=row.password_hash,  # type: ignore[attr-defined]
+        created_at=row.created_at,  # type: ignore[attr-defined]
+        email_verified_at=row.email_verified_at,  # type: ignore[attr-defined]
+    )
+
+
+class _Transaction:
+    def __init__(
+        self, session: AsyncSession, recorder: AuditRecorder, clock: Callable[[], dt.datetime]
+    ) -> None:
+        self._s = session
+        self._recorder = recorder
+        self._clock = clock
+
+    async def user_by_email(self, email: str) -> User | None:
+        row = (
+            await self._s.execute(select(users).where(func.lower(users.c.email) == email.lower()))
+        ).first()
+        return _user(row) if row else None
+
+    async def user_by_id(self, user_id: uuid.UUID) -> User | None:
+        row = (await self._s.execute(select(users).where(users.c.id == user_id))).first()
+        return _user(row) if row else None
+
+    async def add_user(self, user: User) -> None:
+        try:
+            async with self._s.begin_nested():
+                await self._s.execute(
+                    users.insert().values(
+                        id=user.id,
+                        email=user.email,
+                        display_name=user.display_name,
+                        password_hash=user.password_hash,
+                        created_at=user.created_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise AlreadyExistsError(
+                "an account with this e-mail already exists", field="email"
+            ) from exc
+
+    async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
+        await self._s.execute(
+            update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+        )
+
+    async def add_session(self, session: Session) -> None:
+        await self._s.execute(
+            sessions.insert().values(
+                id=session.id,
+                user_id=session.user_id,
+                token_hash=session.token_hash,
+                org_id=session.org_id,
+                ip=session.ip[:64],
+                user_agent=session.user_agent[:512],
+                created_at=session.created_at,
+                expires_at=session.expires_at,
+            )
+        )
+
+    async def session_by_token_hash(self, token_hash: bytes) -> Session | None:
+        row = (
+            await self._s.execute(select(sessions).where(sessions.c.token_hash == token_hash))
+        ).first()
+        if row is None:
+            return None
+        return Session(
+            id=row.id,
+            user_id=row.user_id,
+            token_hash=row.token_hash,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            ip=row.ip,
+            user_agent=row.user_agent,
+            org_id=row.org_id,
+            revoked_at=row.revoked_at,
+        )
+
+    async def add_org(self, org: Org, owner_id: uuid.UUID) -> None:
+        try:
+            async with self._s.begin_nested():
+                await self._s.execute(
+                    orgs.insert().values(
+                        id=org.id, slug=org.slug, name=org.name, created_at=org.created_at
+                    )
+                )
+        except IntegrityError as exc:
+            raise AlreadyExistsError("an org with this slug already exists", field="slug") from exc
+        await self._s.execute(
+            memberships.insert().values(org_id=org.id, user_id=owner_id, user_type="owner")
+        )
+
+    async def first_org_of(self, user_id: uuid.UUID) -> uuid.UUID | None:
+        found: uuid.UUID | None = (
+            await self._s.execute(
+                select(memberships.c.org_id)
+                .where(memberships.c.user_id == user_id)
+                .order_by(memberships.c.joined_at)
+                .limit(1)
+            )
+        ).scalar()
+        return found
+
+    async def record(self, change: Change, ctx: CallContext) -> None:
+        await self._recorder.record(self._s, change, ctx, self._clock())
+
+
+class PostgresUnitOfWork:
+    """One transaction per block; commits on success and then wakes the outbox relay."""
+
+    def __init__(
+        self,
+        sessions_factory: async_sessionmaker[AsyncSession],
+        recorder: AuditRecorder,
+        clock: Callable[[], dt.datetime],
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._factory = sessions_factory
+        self._recorder = recorder
+        self._clock = clock
+        self._on_commit = on_commit
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[IdentityTransaction]:
+        async with self._factory() as session, session.begin():
+            yield _Transaction(session, self._recorder, self._clock)
+        self._on_commit()

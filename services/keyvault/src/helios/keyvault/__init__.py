@@ -1,0 +1,1 @@
+"""Helios keyvault: key hierarchy, envelope encryption, signing and secrets."""
