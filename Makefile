@@ -3,7 +3,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-UV ?= uv
+# uv from PATH, else a private copy in .tools/uv-venv (installed from PyPI on first use).
+UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/uv-venv/bin/uv)
 RUN := $(UV) run --no-sync
 PY := $(RUN) python
 BUF := .tools/node_modules/.bin/buf
@@ -16,7 +17,11 @@ GENERATED := libs/proto typings protos/vendor
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-sync: ## Install the Python workspace (uv; versions pinned in pyproject.toml)
+.tools/uv-venv/bin/uv:
+	python3 -m venv .tools/uv-venv
+	.tools/uv-venv/bin/pip install --quiet uv
+
+sync: $(if $(findstring .tools/,$(UV)),$(UV)) ## Install the Python workspace (uv; versions pinned in pyproject.toml)
 	$(UV) sync --all-packages --quiet
 
 pin: sync ## Re-pin every third-party package to what is installed now

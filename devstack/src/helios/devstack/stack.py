@@ -63,7 +63,7 @@ class Stack:
     @property
     def gateway_url(self) -> str:
         """Where the HTTP gateway listens."""
-        return f"http://127.0.0.1:{self.ports['gateway']}"
+        return f"http://localhost:{self.ports['gateway']}"
 
     def certs(self, identity: str) -> CertFiles:
         """The mTLS files of one identity (services, `devstack`)."""
@@ -190,6 +190,14 @@ class Stack:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{name} did not report SERVING within {limit} s")
                     await asyncio.sleep(0.1)
+
+    def restart(self, name: str) -> None:
+        """Stop one gRPC service process and start it again with the same settings and port
+        (what a crash and a Kubernetes restart look like), then wait until it serves."""
+        process = self.processes[name]
+        process.stop()
+        process.start()
+        asyncio.run(self._wait_grpc([name]))
 
     def _wait_http(self, name: str, url: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

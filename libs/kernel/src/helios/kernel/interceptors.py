@@ -65,7 +65,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         return CallContext(
             caller=caller,
             principal=principal,
-            ip=str(metadata.get(CLIENT_IP_KEY, "")) if edge else "",
+            ip=str(metadata.get(CLIENT_IP_KEY, ""))[:64] if edge else "",
             user_agent=str(metadata.get(USER_AGENT_KEY, ""))[:512] if edge else "",
             trace_id=format(span.trace_id, "032x") if span.is_valid else "",
         )

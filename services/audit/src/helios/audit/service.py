@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 
@@ -51,6 +52,8 @@ class AuditService:
             action=request.action,
             resource_type=request.resource_type,
             resource_id=request.resource_id,
+            since=request.since.ToDatetime(dt.UTC) if request.HasField("since") else None,
+            until=request.until.ToDatetime(dt.UTC) if request.HasField("until") else None,
             page_size=page_size,
             before_seq=cursor,
         )

@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
 from helios.kernel.errors import InvalidArgumentError
 from helios.proto.audit.v1 import events_pb2
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "EventQuery", "Incoming", "parse_event"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "FIELD_LIMITS",
+    "MAX_PAGE_SIZE",
+    "EventQuery",
+    "Incoming",
+    "parse_event",
+]
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 _MAX_CURSOR = 2**63 - 1  # the log sequence is a PostgreSQL bigint
+
+
+# Column widths of audit_log: an event that does not fit is dead-lettered, not truncated.
+FIELD_LIMITS = {
+    "org_id": 64,
+    "actor_id": 64,
+    "session_id": 64,
+    "impersonator_id": 64,
+    "action": 200,
+    "resource_type": 200,
+    "resource_id": 200,
+    "input_hash": 64,
+    "output_hash": 64,
+    "ip": 64,
+    "user_agent": 512,
+    "decision_id": 64,
+    "trace_id": 32,
+    "producer": 64,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +66,9 @@ def parse_event(data: bytes) -> events_pb2.AuditEvent:
         raise ValueError("action is empty")
     if not event.HasField("occurred_at"):
         raise ValueError("occurred_at is missing")
+    for name, limit in FIELD_LIMITS.items():
+        if len(getattr(event, name)) > limit:
+            raise ValueError(f"{name} is longer than {limit} characters")
     return event
 
 
@@ -51,6 +81,8 @@ class EventQuery:
     action: str = ""
     resource_type: str = ""
     resource_id: str = ""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
     page_size: int = DEFAULT_PAGE_SIZE
     before_seq: int = 0
 

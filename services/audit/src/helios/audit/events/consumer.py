@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
 
 from helios.audit.domain.events import Incoming
 from helios.audit.service import AuditService
@@ -28,6 +29,19 @@ class AuditConsumer:
         self._service = service
         self._batch_size = batch_size
 
+    async def _consume(
+        self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event
+    ) -> None:
+        while not stop.is_set():
+            try:
+                messages = await subscription.fetch(self._batch_size, timeout=1)
+            except NatsTimeoutError:
+                continue
+            batch = [Incoming(m.subject, m.data, m.metadata.sequence.stream) for m in messages]
+            await self._service.ingest(batch)
+            for message in messages:
+                await message.ack_sync()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, reconnecting with backoff while NATS is away."""
         backoff = 0.2
@@ -38,17 +52,10 @@ class AuditConsumer:
                     AUDIT_SUBJECTS, durable=DURABLE_NAME, stream=AUDIT_STREAM
                 )
                 backoff = 0.2
-                while not stop.is_set():
-                    try:
-                        messages = await subscription.fetch(self._batch_size, timeout=1)
-                    except NatsTimeoutError:
-                        continue
-                    batch = [
-                        Incoming(m.subject, m.data, m.metadata.sequence.stream) for m in messages
-                    ]
-                    await self._service.ingest(batch)
-                    for message in messages:
-                        await message.ack_sync()
+                try:
+                    await self._consume(subscription, stop)
+                finally:
+                    await subscription.unsubscribe()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

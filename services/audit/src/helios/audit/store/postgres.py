@@ -103,6 +103,10 @@ class PostgresAuditLog:
             value = getattr(query, name)
             if value:
                 statement = statement.where(audit_log.c[name] == value)
+        if query.since is not None:
+            statement = statement.where(audit_log.c.occurred_at >= query.since)
+        if query.until is not None:
+            statement = statement.where(audit_log.c.occurred_at < query.until)
         if query.before_seq:
             statement = statement.where(audit_log.c.seq < query.before_seq)
         async with self._sessions() as session:

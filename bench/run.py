@@ -1,0 +1,287 @@
+"""`make bench`: identity and gateway figures, each against a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from http.cookies import SimpleCookie
+
+import httpx
+import psycopg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from psycopg import sql
+
+from helios.devstack.stack import Stack, StackOptions
+from helios.kernel.clients import call_metadata, secure_channel
+from helios.kernel.testing.servers import is_listening
+from helios.proto.identity.v1 import identity_pb2, identity_pb2_grpc
+
+Call = Callable[[], Awaitable[None]]
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+EMAIL, PASSWORD = "bench@example.com", "correct horse battery staple"
+CREDENTIALS = {"email": EMAIL, "password": PASSWORD}
+TIMEOUT = 60.0
+GRPC_BASELINE, HTTP_BASELINE = "grpc Health/Check", "http GET /healthz"
+
+
+# --- load generation --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure; `baseline` names the figure whose p50 it is compared with."""
+
+    name: str
+    calls: int
+    concurrency: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    baseline: str
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+async def drive(call: Call, calls: int, concurrency: int) -> tuple[float, list[float]]:
+    """Closed loop: `concurrency` workers share `calls` calls; wall seconds and each latency."""
+    latencies: list[float] = []
+    remaining = calls
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1  # one event loop: no other worker runs between the test and this
+            started = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+async def measure(name: str, call: Call, calls: int, concurrency: int, baseline: str) -> Figure:
+    """Warm up briefly at the same concurrency, then measure; a failing call raises, so errors
+    never count as work done."""
+    await drive(call, max(concurrency, calls // 20), concurrency)
+    seconds, latencies = await drive(call, calls, concurrency)
+    ordered = sorted(latencies)
+    p50, p99 = percentile(ordered, 0.50) * 1000, percentile(ordered, 0.99) * 1000
+    return Figure(name, calls, concurrency, seconds, p50, p99, baseline)
+
+
+def render(figures: list[Figure]) -> str:
+    """A plain-text table with each p50 as a multiple of its baseline's p50."""
+    p50_of = {figure.name: figure.p50_ms for figure in figures}
+    rows = [("figure", "calls", "in flight", "calls/s", "p50 ms", "p99 ms", "p50 vs baseline")]
+    for f in figures:
+        ratio = f"{f.p50_ms / p50_of[f.baseline]:.2f}x"
+        rows.append(
+            (
+                f.name,
+                str(f.calls),
+                str(f.concurrency),
+                f"{f.calls / f.seconds:,.0f}",
+                f"{f.p50_ms:.2f}",
+                f"{f.p99_ms:.2f}",
+                "1.00x (baseline)" if f.baseline == f.name else f"{ratio} {f.baseline}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        numbers = [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1], strict=True)]
+        lines.append("  ".join([row[0].ljust(widths[0]), *numbers, row[-1]]))
+    lines.insert(1, "-" * len(max(lines, key=len)))
+    return "\n".join(lines)
+
+
+# --- the figures ------------------------------------------------------------------------------
+
+
+def expect(response: httpx.Response, status: int) -> None:
+    """Raise RuntimeError unless the gateway answered `status`."""
+    if response.status_code != status:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: expected {status}, "
+            f"got {response.status_code}: {response.text[:200]}"
+        )
+
+
+def http_client(stack: Stack, concurrency: int) -> httpx.AsyncClient:
+    """Keep-alive connections, one per call in flight; a jar that stores no cookie, so each
+    request carries exactly the cookie the figure sets."""
+    return httpx.AsyncClient(
+        base_url=stack.gateway_url,
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        timeout=TIMEOUT,
+    )
+
+
+async def session_token(stack: Stack) -> str:
+    """Sign the bench user up and in through the gateway; the token from `helios_session`."""
+    async with http_client(stack, 1) as client:
+        body = {**CREDENTIALS, "display_name": "Bench"}
+        expect(await client.post("/api/auth/sign-up", json=body), 201)
+        response = await client.post("/api/auth/sign-in", json=CREDENTIALS)
+        expect(response, 200)
+    for header in response.headers.get_list("set-cookie"):
+        morsel = SimpleCookie(header).get("helios_session")
+        if morsel is not None and morsel.value:
+            return morsel.value
+    raise RuntimeError("sign-in answered 200 without a helios_session cookie")
+
+
+async def grpc_figures(stack: Stack, token: str, calls: int, concurrency: int) -> list[Figure]:
+    """Health/Check and ResolveSession on identity: one mTLS channel with the devstack
+    certificate, both through identity's interceptor chain."""
+    metadata = call_metadata()
+    check_request = health_pb2.HealthCheckRequest()
+    resolve_request = identity_pb2.ResolveSessionRequest(session_token=token)
+    target = f"localhost:{stack.ports['identity']}"
+    async with secure_channel(target, stack.certs("devstack")) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        identity = identity_pb2_grpc.IdentityServiceStub(channel)
+
+        async def check() -> None:
+            reply = await health.Check(  # type: ignore[attr-defined]  # stubs: sync only
+                check_request, metadata=metadata, timeout=TIMEOUT
+            )
+            if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                raise RuntimeError(f"identity health is {reply.status}")
+
+        async def resolve() -> None:
+            reply = await identity.ResolveSession(
+                resolve_request, metadata=metadata, timeout=TIMEOUT
+            )
+            if not reply.assertion.signature:
+                raise RuntimeError("ResolveSession answered without a signed assertion")
+
+        return [
+            await measure(GRPC_BASELINE, check, calls, concurrency, GRPC_BASELINE),
+            await measure("grpc ResolveSession", resolve, calls, concurrency, GRPC_BASELINE),
+        ]
+
+
+async def http_figures(stack: Stack, token: str, args: argparse.Namespace) -> list[Figure]:
+    """GET /healthz, GET /api/auth/session with the cookie, POST /api/auth/sign-in."""
+    cookie = {"cookie": f"helios_session={token}"}
+    calls, concurrency = args.calls, args.concurrency
+    async with http_client(stack, concurrency) as client:
+
+        async def healthz() -> None:
+            expect(await client.get("/healthz"), 200)
+
+        async def session() -> None:
+            expect(await client.get("/api/auth/session", headers=cookie), 200)
+
+        figures = [
+            await measure(HTTP_BASELINE, healthz, calls, concurrency, HTTP_BASELINE),
+            await measure("http GET /api/auth/session", session, calls, concurrency, HTTP_BASELINE),
+        ]
+    async with http_client(stack, args.sign_in_concurrency) as client:
+
+        async def sign_in() -> None:
+            expect(await client.post("/api/auth/sign-in", json=CREDENTIALS), 200)
+
+        name = "http POST /api/auth/sign-in"
+        calls, concurrency = args.sign_in_calls, args.sign_in_concurrency
+        figures.append(await measure(name, sign_in, calls, concurrency, HTTP_BASELINE))
+    return figures
+
+
+async def all_figures(stack: Stack, token: str, args: argparse.Namespace) -> list[Figure]:
+    """Every figure, one after the other (never two at once)."""
+    return [
+        *await grpc_figures(stack, token, args.calls, args.concurrency),
+        *await http_figures(stack, token, args),
+    ]
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def stored_argon2_parameters(database_url: str) -> str:
+    """`m=...,t=...,p=...` of the bench user's PHC string: what identity really hashed with."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT password_hash FROM identity.users WHERE email = %s", (EMAIL,)
+        ).fetchone()
+    if row is None:
+        raise RuntimeError("the bench user is missing from identity.users")
+    phc = str(row[0])  # $argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>
+    return phc.split("$")[3]
+
+
+def bench(database_url: str, args: argparse.Namespace) -> list[Figure]:
+    """Start the stack, sign the bench user in, measure; the stack always stops."""
+    options = StackOptions(
+        database_url=database_url, http_port=0, cheap_argon2=args.cheap_argon2, seed_demo=False
+    )
+    stack = Stack(options).start()  # stops what it started if it fails
+    try:
+        token = asyncio.run(session_token(stack))
+        kind = "cheap test parameters" if args.cheap_argon2 else "production defaults"
+        print(f"argon2id: {stored_argon2_parameters(stack.database_url)} ({kind})", flush=True)
+        return asyncio.run(all_figures(stack, token, args))
+    finally:
+        stack.stop()
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; the defaults are the figures' fixed sizes."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cheap-argon2", action="store_true", help="test argon2 parameters")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per gRPC / HTTP figure")
+    parser.add_argument("--concurrency", type=int, default=20, help="gRPC / HTTP in flight")
+    parser.add_argument("--sign-in-calls", type=int, default=300, help="sign-ins measured")
+    parser.add_argument("--sign-in-concurrency", type=int, default=10, help="sign-ins in flight")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the set-up, run every figure once, print the table; drop the database always."""
+    args = arguments(argv)
+    print(f"python {platform.python_version()}; {os.cpu_count()} CPUs shared by client and stack")
+    print(
+        f"gRPC and HTTP figures: {args.calls} calls, {args.concurrency} in flight; "
+        f"sign-in: {args.sign_in_calls} calls, {args.sign_in_concurrency} in flight"
+    )
+    database = ""
+    if is_listening("127.0.0.1", 5432):
+        database = f"helios_bench_{secrets.token_hex(4)}"
+        print(f"PostgreSQL: database {database} on 127.0.0.1:5432 (dropped at the end)")
+    else:
+        print("PostgreSQL: a throwaway cluster (nothing listens on 127.0.0.1:5432)")
+    print("NATS: a throwaway server", flush=True)
+    name = sql.Identifier(database)
+    try:
+        if database:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        url = ADMIN_URL.rsplit("/", 1)[0] + f"/{database}" if database else ""
+        figures = bench(url, args)
+    finally:
+        if database:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+    print()
+    print(render(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
