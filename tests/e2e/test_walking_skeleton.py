@@ -84,7 +84,8 @@ def test_p1_all_six_processes_serving(stack: Stack) -> None:
         assert status == health_pb2.HealthCheckResponse.SERVING, name
     ready = httpx.get(f"{stack.gateway_url}/readyz", timeout=5)
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready"}
+    assert ready.json()["status"] == "ready"
+    assert set(ready.json()["backends"].values()) == {"serving"}
 
 
 def test_e1_client_without_valid_certificate_refused_by_every_service(stack: Stack) -> None:

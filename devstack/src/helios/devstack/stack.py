@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import shutil
 import tempfile
 import time
@@ -19,7 +20,7 @@ from helios.devstack.processes import ManagedProcess, run_once
 from helios.kernel.clients import secure_channel
 from helios.kernel.principal import write_keypair
 from helios.kernel.testing.servers import ThrowawayNats, ThrowawayPostgres, free_port
-from helios.kernel.tls import CertFiles, ensure_dev_pki
+from helios.kernel.tls import CertFiles, ensure_dev_pki, write_secret
 
 __all__ = ["GRPC_SERVICES", "Stack", "StackOptions"]
 
@@ -99,6 +100,7 @@ class Stack:
             self.state / "pki", [name for name, _, _ in GRPC_SERVICES] + ["gateway", "devstack"]
         )
         write_keypair(self.state / "principal.key", self.state / "principal.pub")
+        write_secret(self.state / "gateway-cookie.key", secrets.token_bytes(32))
         self._say(progress, "migrating the database")
         for name, module, role in GRPC_SERVICES:
             if role:
@@ -155,8 +157,11 @@ class Stack:
             **self._common_env("gateway"),
             "HELIOS_HTTP_HOST": "127.0.0.1",
             "HELIOS_HTTP_PORT": str(self.ports["gateway"]),
-            "HELIOS_IDENTITY_TARGET": f"localhost:{self.ports['identity']}",
-            "HELIOS_AUDIT_TARGET": f"localhost:{self.ports['audit']}",
+            "HELIOS_COOKIE_KEY_FILE": str(self.state / "gateway-cookie.key"),
+            **{
+                f"HELIOS_{name.replace('-', '_').upper()}_TARGET": f"localhost:{self.ports[name]}"
+                for name, _, _ in GRPC_SERVICES
+            },
         }
 
     def _spawn(self, name: str, module: str, env: dict[str, str]) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 
-import uvicorn
-
 from helios.gateway.app import create_app
 from helios.gateway.settings import GatewaySettings
+from helios.gateway.tls_server import serve
 from helios.gateway.upstream import Upstream
 from helios.kernel.jsonlog import configure_logging
 from helios.kernel.runtime import cert_files
@@ -23,14 +22,15 @@ def main() -> int:
     connect = functools.partial(
         Upstream.connect,
         cert_files(settings),
-        settings.identity_target,
-        settings.audit_target,
+        settings.targets(),
         settings.upstream_timeout_seconds,
     )
-    uvicorn.run(
+    serve(
         create_app(settings, connect),
-        host=settings.http_host,
-        port=settings.http_port,
+        settings.http_host,
+        settings.http_port,
+        certfile=settings.https_cert_file,
+        keyfile=settings.https_key_file,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -1,4 +1,4 @@
-"""The gateway ASGI application: routes, security headers, upstream lifecycle."""
+"""The gateway ASGI application: middleware, explicit routes, transcoded routes, errors."""
 
 from __future__ import annotations
 
@@ -6,20 +6,43 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 
+from helios.gateway.auth.cache_cookie import SessionCache
+from helios.gateway.auth.middleware import Authentication
+from helios.gateway.errors import error_response
 from helios.gateway.headers import SecurityHeaders
+from helios.gateway.openapi import openapi_routes
+from helios.gateway.proxies import TrustedProxies
 from helios.gateway.routes.auth import auth_routes
 from helios.gateway.routes.operations import operations_routes
 from helios.gateway.settings import GatewaySettings
+from helios.gateway.transcoding.catalog import load_bindings
+from helios.gateway.transcoding.dispatcher import transcoding_route
 from helios.gateway.upstream import Upstream
+from helios.kernel.runtime import verifier_from
 
 __all__ = ["create_app"]
 
 
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "INVALID_ARGUMENT")
+    return error_response(exc.status_code, code, str(exc.detail).lower())
+
+
+async def _server_error(_: Request, __: Exception) -> Response:
+    return error_response(500, "INTERNAL", "internal error")
+
+
 def create_app(settings: GatewaySettings, connect: Callable[[], Upstream]) -> Starlette:
-    """The app; `connect` builds the upstream stubs inside the server's event loop (gRPC aio
+    """The app; `connect` builds the upstream channels inside the server's event loop (gRPC aio
     channels belong to the loop that made them) and they are closed on shutdown."""
+    bindings = load_bindings()
+    cache = SessionCache(settings.cookie_key_file.read_bytes(), verifier_from(settings))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -29,8 +52,24 @@ def create_app(settings: GatewaySettings, connect: Callable[[], Upstream]) -> St
         finally:
             await app.state.upstream.close()
 
-    return Starlette(
-        routes=[*operations_routes(settings), *auth_routes(settings)],
-        middleware=[Middleware(SecurityHeaders)],
+    app = Starlette(
+        routes=[
+            *operations_routes(settings),
+            *openapi_routes(bindings),
+            *auth_routes(settings),
+            transcoding_route(bindings, settings.max_body_bytes),
+        ],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(
+                Authentication,
+                cache=cache,
+                allowed_origins=settings.allowed_origins,
+                secure=settings.cookie_secure,
+            ),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
+    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+    return app

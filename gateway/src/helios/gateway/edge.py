@@ -10,11 +10,14 @@ from google.protobuf.message import Message
 from starlette.requests import Request
 
 from helios.gateway.errors import EdgeError
+from helios.gateway.proxies import ClientAddress, TrustedProxies
 
-__all__ = ["client_ip", "read_message", "user_agent"]
+__all__ = ["NO_BODY", "client_address", "client_ip", "read_json", "read_message", "user_agent"]
 
 M = TypeVar("M", bound=Message)
 _MAX_DEPTH = 16
+# What read_json returns for a request without a body (JSON `null` is a body).
+NO_BODY: Any = object()
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -42,13 +45,15 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def read_message(request: Request, message: M, required: tuple[str, ...], limit: int) -> M:
-    """Fill `message` from the JSON body; raises EdgeError (400/413/415) with a clear message for
-    an oversized, non-JSON, malformed, too deeply nested, mistyped or incomplete body."""
+async def read_json(request: Request, limit: int) -> Any:
+    """The JSON body (NO_BODY when the request has none); raises EdgeError (400/413/415) for an
+    oversized, non-JSON, malformed or too deeply nested body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await _read_capped(request, limit)
+    if not raw and not content_type:
+        return NO_BODY
     if content_type != "application/json":
         raise EdgeError(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
-    raw = await _read_capped(request, limit)
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -57,10 +62,19 @@ async def read_message(request: Request, message: M, required: tuple[str, ...], 
         raise EdgeError(
             400, "INVALID_ARGUMENT", f"body nests deeper than {_MAX_DEPTH} levels"
         ) from None
-    if not isinstance(body, dict):
-        raise EdgeError(400, "INVALID_ARGUMENT", "body must be a JSON object")
     if _depth(body) > _MAX_DEPTH:
         raise EdgeError(400, "INVALID_ARGUMENT", f"body nests deeper than {_MAX_DEPTH} levels")
+    return body
+
+
+async def read_message(request: Request, message: M, required: tuple[str, ...], limit: int) -> M:
+    """Fill `message` from the JSON body; raises EdgeError (400/413/415) with a clear message for
+    an oversized, non-JSON, malformed, too deeply nested, mistyped or incomplete body."""
+    body = await read_json(request, limit)
+    if body is NO_BODY:
+        raise EdgeError(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+    if not isinstance(body, dict):
+        raise EdgeError(400, "INVALID_ARGUMENT", "body must be a JSON object")
     missing = [name for name in required if body.get(name) in (None, "")]
     if missing:
         raise EdgeError(400, "INVALID_ARGUMENT", f"missing required field(s): {', '.join(missing)}")
@@ -71,9 +85,20 @@ async def read_message(request: Request, message: M, required: tuple[str, ...], 
     return message
 
 
+def client_address(request: Request) -> ClientAddress:
+    """The client per the app's `state.trusted_proxies`; without one (a bare scope) the TCP peer,
+    forwarding headers ignored."""
+    peer = request.client.host if request.client else ""
+    app = request.scope.get("app")
+    proxies = getattr(getattr(app, "state", None), "trusted_proxies", None)
+    if not isinstance(proxies, TrustedProxies):
+        return ClientAddress(ip=peer)
+    return proxies.client_address(peer, request.headers)
+
+
 def client_ip(request: Request) -> str:
-    """The peer address (trusted-proxy headers are believed only once issue #3 lands)."""
-    return request.client.host if request.client else ""
+    """The client's IP address: the TCP peer, or what a trusted proxy reported for it."""
+    return client_address(request).ip
 
 
 def user_agent(request: Request) -> str:

@@ -1,7 +1,8 @@
-"""The gateway's gRPC stubs of the services behind it, over mutual TLS."""
+"""The gateway's gRPC channels to the services behind it, over mutual TLS."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,31 +23,33 @@ __all__ = ["Upstream"]
 
 @dataclass
 class Upstream:
-    """Channels and stubs; `close()` when the app shuts down."""
+    """One channel per service (keyed by its network name) plus typed stubs the explicit routes
+    use; `close()` when the app shuts down."""
 
-    channels: list[grpc.aio.Channel]
+    channels: dict[str, grpc.aio.Channel]
     identity: IdentityServiceAsyncStub
-    # types-grpcio-health-checking leaves the HealthStub methods untyped.
-    identity_health: Any
     audit: AuditServiceAsyncStub
+    # types-grpcio-health-checking leaves the HealthStub methods untyped.
+    health: dict[str, Any]
     timeout: float
 
     @classmethod
-    def connect(
-        cls, certs: CertFiles, identity_target: str, audit_target: str, timeout: float
-    ) -> Upstream:
-        """Stubs over lazily connecting channels (no I/O until the first call)."""
-        identity = secure_channel(identity_target, certs)
-        audit = secure_channel(audit_target, certs)
+    def connect(cls, certs: CertFiles, targets: Mapping[str, str], timeout: float) -> Upstream:
+        """Channels to `targets` (service name -> host:port); they connect lazily."""
+        channels = {name: secure_channel(target, certs) for name, target in targets.items()}
         return cls(
-            channels=[identity, audit],
-            identity=identity_pb2_grpc.IdentityServiceStub(identity),
-            identity_health=health_pb2_grpc.HealthStub(identity),
-            audit=audit_pb2_grpc.AuditServiceStub(audit),
+            channels=channels,
+            identity=identity_pb2_grpc.IdentityServiceStub(channels["identity"]),
+            audit=audit_pb2_grpc.AuditServiceStub(channels["audit"]),
+            health={name: health_pb2_grpc.HealthStub(ch) for name, ch in channels.items()},
             timeout=timeout,
         )
 
+    def channel(self, service: str) -> grpc.aio.Channel:
+        """The channel to one service; raises KeyError for an unknown one."""
+        return self.channels[service]
+
     async def close(self) -> None:
         """Close every channel."""
-        for channel in self.channels:
+        for channel in self.channels.values():
             await channel.close()

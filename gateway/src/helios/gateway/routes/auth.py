@@ -1,17 +1,18 @@
-"""`/api/auth/*`: sign-up, sign-in (sets the session cookie) and the current session."""
+"""`/api/auth/*`: sign-up, sign-in and sign-out (they set and clear cookies), current session."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import grpc
-from google.protobuf import json_format
 from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from helios.gateway.auth.cache_cookie import CACHE_COOKIE
+from helios.gateway.auth.caller import Caller
+from helios.gateway.auth.csrf import CSRF_COOKIE, new_csrf_token
 from helios.gateway.cookies import SESSION_COOKIE, set_session_cookie
 from helios.gateway.edge import client_ip, read_message, user_agent
 from helios.gateway.errors import EdgeError, error_response, rpc_error_response
@@ -28,11 +29,19 @@ def _json(message: Message, status: int = 200) -> JSONResponse:
     return JSONResponse(public_dict(message), status_code=status)
 
 
+def _metadata(
+    request: Request, caller: Caller | None = None
+) -> tuple[tuple[str, str | bytes], ...]:
+    return call_metadata(
+        assertion=caller.assertion if caller else None,
+        client_ip=client_ip(request),
+        user_agent=user_agent(request),
+    )
+
+
 def auth_routes(settings: GatewaySettings) -> list[Route]:
     """The routes, bound to the settings; upstream stubs come from `app.state.upstream`."""
-
-    def metadata(request: Request) -> tuple[tuple[str, str | bytes], ...]:
-        return call_metadata(client_ip=client_ip(request), user_agent=user_agent(request))
+    secure = settings.cookie_secure
 
     async def sign_up(request: Request) -> Response:
         upstream: Upstream = request.app.state.upstream
@@ -44,7 +53,7 @@ def auth_routes(settings: GatewaySettings) -> list[Route]:
                 settings.max_body_bytes,
             )
             reply = await upstream.identity.SignUp(
-                message, metadata=metadata(request), timeout=upstream.timeout
+                message, metadata=_metadata(request), timeout=upstream.timeout
             )
         except EdgeError as exc:
             return error_response(exc.status, exc.code, exc.message)
@@ -62,42 +71,58 @@ def auth_routes(settings: GatewaySettings) -> list[Route]:
                 settings.max_body_bytes,
             )
             reply = await upstream.identity.SignIn(
-                message, metadata=metadata(request), timeout=upstream.timeout
+                message, metadata=_metadata(request), timeout=upstream.timeout
             )
         except EdgeError as exc:
             return error_response(exc.status, exc.code, exc.message)
         except grpc.aio.AioRpcError as exc:
             return rpc_error_response(exc)
         response = _json(reply)  # the token field is marked secret: public_dict leaves it out
-        set_session_cookie(
-            response,
-            reply.session_token,
-            reply.session.expires_at.ToDatetime(dt.UTC),
-            secure=settings.cookie_secure,
+        expires = reply.session.expires_at.ToDatetime(dt.UTC)
+        set_session_cookie(response, reply.session_token, expires, secure=secure)
+        # The CSRF token is readable by our own pages (not HttpOnly): they echo it in a header.
+        max_age = max(0, int((expires - dt.datetime.now(dt.UTC)).total_seconds()))
+        response.set_cookie(
+            CSRF_COOKIE, new_csrf_token(), max_age=max_age, path="/", secure=secure, samesite="lax"
         )
+        response.delete_cookie(CACHE_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+        return response
+
+    async def sign_out(request: Request) -> Response:
+        upstream: Upstream = request.app.state.upstream
+        caller: Caller = request.state.caller
+        if caller.authenticated:
+            try:
+                await upstream.identity.SignOut(
+                    identity_pb2.SignOutRequest(),
+                    metadata=_metadata(request, caller),
+                    timeout=upstream.timeout,
+                )
+            except grpc.aio.AioRpcError as exc:
+                return rpc_error_response(exc)
+        response = Response(status_code=204)
+        for name in (SESSION_COOKIE, CACHE_COOKIE, CSRF_COOKIE):
+            response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="lax")
         return response
 
     async def current_session(request: Request) -> Response:
         upstream: Upstream = request.app.state.upstream
-        token = request.cookies.get(SESSION_COOKIE, "")
-        if not token:
+        caller: Caller = request.state.caller
+        if not caller.authenticated:
             return error_response(401, "UNAUTHENTICATED", "not signed in")
         try:
-            reply = await upstream.identity.ResolveSession(
-                identity_pb2.ResolveSessionRequest(session_token=token),
-                metadata=metadata(request),
+            reply = await upstream.identity.GetCurrentUser(
+                identity_pb2.GetCurrentUserRequest(),
+                metadata=_metadata(request, caller),
                 timeout=upstream.timeout,
             )
         except grpc.aio.AioRpcError as exc:
             return rpc_error_response(exc)
-        body: dict[str, Any] = {
-            "user": json_format.MessageToDict(reply.user, preserving_proto_field_name=True),
-            "session": json_format.MessageToDict(reply.session, preserving_proto_field_name=True),
-        }
-        return JSONResponse(body)
+        return _json(reply)
 
     return [
         Route("/api/auth/sign-up", sign_up, methods=["POST"]),
         Route("/api/auth/sign-in", sign_in, methods=["POST"]),
+        Route("/api/auth/sign-out", sign_out, methods=["POST"]),
         Route("/api/auth/session", current_session, methods=["GET"]),
     ]

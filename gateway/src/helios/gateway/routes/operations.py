@@ -24,15 +24,17 @@ def operations_routes(settings: GatewaySettings) -> list[Route]:
 
     async def readyz(request: Request) -> Response:
         upstream: Upstream = request.app.state.upstream
-        try:
-            reply = await upstream.identity_health.Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=2
-            )
-        except grpc.aio.AioRpcError:
-            return JSONResponse({"status": "not ready", "identity": "unreachable"}, 503)
-        if reply.status != health_pb2.HealthCheckResponse.SERVING:
-            return JSONResponse({"status": "not ready", "identity": "not serving"}, 503)
-        return JSONResponse({"status": "ready"})
+        backends: dict[str, str] = {}
+        for name, stub in upstream.health.items():
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+                backends[name] = "serving" if serving else "not serving"
+            except grpc.aio.AioRpcError:
+                backends[name] = "unreachable"
+        ready = all(state == "serving" for state in backends.values())
+        body = {"status": "ready" if ready else "not ready", "backends": backends}
+        return JSONResponse(body, 200 if ready else 503)
 
     async def security_txt(_: Request) -> Response:
         expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=180)).strftime("%Y-%m-%dT00:00:00Z")

@@ -22,6 +22,7 @@ __all__ = [
     "ensure_dev_pki",
     "issue_certificate",
     "server_credentials",
+    "write_secret",
 ]
 
 SPIFFE_PREFIX = "spiffe://helios/"
@@ -38,7 +39,8 @@ class CertFiles:
     key: Path
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_secret(path: Path, data: bytes) -> None:
+    """Write key material readable by its owner only (0600), replacing any old file."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
@@ -81,7 +83,7 @@ def _create_ca(directory: Path) -> None:
         )
         .sign(key, hashes.SHA256())
     )
-    _write_private(directory / "ca.key", _key_pem(key))
+    write_secret(directory / "ca.key", _key_pem(key))
     (directory / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -123,7 +125,7 @@ def issue_certificate(directory: Path, ca_dir: Path, identity: str) -> CertFiles
     files = CertFiles(
         ca=ca_dir / "ca.pem", cert=directory / f"{identity}.pem", key=directory / f"{identity}.key"
     )
-    _write_private(files.key, _key_pem(key))
+    write_secret(files.key, _key_pem(key))
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return files
 

@@ -76,6 +76,14 @@ class IdentityTransaction(Protocol):
         """The session with this token hash, active or not, or None."""
         ...
 
+    async def session_by_id(self, session_id: uuid.UUID) -> Session | None:
+        """The session, active or not, or None."""
+        ...
+
+    async def revoke_session(self, session_id: uuid.UUID, at: dt.datetime) -> bool:
+        """Mark a session revoked (idempotent); True when it was active until now."""
+        ...
+
     async def add_org(self, org: Org, owner_id: uuid.UUID) -> None:
         """Insert an org and make `owner_id` its first member (user type `owner`); raises
         AlreadyExistsError when the slug is taken."""

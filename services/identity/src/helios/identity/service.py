@@ -187,6 +187,32 @@ class IdentityService:
             user=user, session=session, principal=principal, assertion=self._signer.sign(principal)
         )
 
+    async def current_user(self, ctx: CallContext) -> tuple[User, Session]:
+        """The calling user and session; raises UnauthenticatedError when either is gone."""
+        principal = ctx.require_principal()
+        async with self._uow() as tx:
+            session = await tx.session_by_id(uuid.UUID(principal.session_id))
+            user = await tx.user_by_id(uuid.UUID(principal.actor_id))
+        if session is None or user is None or not session.is_active(self._clock()):
+            raise UnauthenticatedError(_SESSION_GONE)
+        return user, session
+
+    async def sign_out(self, ctx: CallContext, request: Message | None) -> None:
+        """Revoke the caller's session (idempotent); audited when it was still active."""
+        principal = ctx.require_principal()
+        session_id = uuid.UUID(principal.session_id)
+        async with self._uow() as tx:
+            if await tx.revoke_session(session_id, self._clock()):
+                await tx.record(
+                    Change(
+                        action="identity.session.signOut",
+                        resource_type="identity.session",
+                        resource_id=str(session_id),
+                        request=request,
+                    ),
+                    ctx,
+                )
+
     async def create_org(
         self, slug: str, name: str, owner_id: uuid.UUID, ctx: CallContext, request: Message | None
     ) -> Org:

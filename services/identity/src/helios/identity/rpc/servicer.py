@@ -42,6 +42,20 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             user=user_to_proto(signed_in.user),
         )
 
+    async def GetCurrentUser(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.GetCurrentUserRequest, context: Context
+    ) -> identity_pb2.GetCurrentUserResponse:
+        user, session = await self._service.current_user(current_call())
+        return identity_pb2.GetCurrentUserResponse(
+            user=user_to_proto(user), session=session_to_proto(session)
+        )
+
+    async def SignOut(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.SignOutRequest, context: Context
+    ) -> identity_pb2.SignOutResponse:
+        await self._service.sign_out(current_call(), request)
+        return identity_pb2.SignOutResponse()
+
     async def ResolveSession(  # noqa: N802 - gRPC method name
         self, request: identity_pb2.ResolveSessionRequest, context: Context
     ) -> identity_pb2.ResolveSessionResponse:

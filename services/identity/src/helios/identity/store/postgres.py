@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -88,9 +88,22 @@ class _Transaction:
         )
 
     async def session_by_token_hash(self, token_hash: bytes) -> Session | None:
-        row = (
-            await self._s.execute(select(sessions).where(sessions.c.token_hash == token_hash))
-        ).first()
+        return await self._session_where(sessions.c.token_hash == token_hash)
+
+    async def session_by_id(self, session_id: uuid.UUID) -> Session | None:
+        return await self._session_where(sessions.c.id == session_id)
+
+    async def revoke_session(self, session_id: uuid.UUID, at: dt.datetime) -> bool:
+        result = await self._s.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .returning(sessions.c.id)
+        )
+        return result.first() is not None
+
+    async def _session_where(self, condition: ColumnElement[bool]) -> Session | None:
+        row = (await self._s.execute(select(sessions).where(condition))).first()
         if row is None:
             return None
         return Session(

@@ -465,21 +465,25 @@ Global___GetCurrentUserRequest: _TypeAlias = GetCurrentUserRequest  # noqa: Y015
 
 @_typing.final
 class GetCurrentUserResponse(_message.Message):
-    """Output of GetCurrentUser."""
+    """Output of GetCurrentUser: the user and the session the call came with."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def user(self) -> Global___User: ...
+    @_builtins.property
+    def session(self) -> Global___Session: ...
     def __init__(
         self,
         *,
         user: Global___User | None = ...,
+        session: Global___Session | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,106 @@
+"""Authentication (and CSRF) for every request, before any route runs (pure ASGI middleware)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import grpc
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from helios.gateway.auth.cache_cookie import CACHE_COOKIE, CACHE_SECONDS, SessionCache
+from helios.gateway.auth.caller import ANONYMOUS, Caller
+from helios.gateway.auth.csrf import SAFE_METHODS, check_csrf, check_origin
+from helios.gateway.cookies import SESSION_COOKIE
+from helios.gateway.edge import client_ip, user_agent
+from helios.gateway.errors import EdgeError, error_response, rpc_error_response
+from helios.gateway.upstream import Upstream
+from helios.kernel.clients import call_metadata
+from helios.proto.identity.v1 import identity_pb2
+
+__all__ = ["Authentication"]
+
+
+class Authentication:
+    """Sets `request.state.caller` from the session cookie, or refuses the request.
+
+    - session cookie + valid cache cookie: the cached assertion, no call to identity (S2);
+    - session cookie otherwise: identity.ResolveSession, and a fresh cache cookie on the response;
+      an unknown, revoked or expired session makes the caller anonymous;
+    - `Authorization: Bearer`: the seam for API keys and AI tokens (issues #7, #8): refused with
+      401 until one of them lands;
+    - CSRF: a state-changing request authenticated by cookie needs an allowed Origin and the
+      double-submit token; an anonymous one is refused when its Origin is foreign.
+    """
+
+    def __init__(
+        self, app: ASGIApp, cache: SessionCache, allowed_origins: Collection[str], *, secure: bool
+    ) -> None:
+        self.app = app
+        self._cache = cache
+        self._allowed = frozenset(allowed_origins)
+        self._secure = secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        try:
+            caller, fresh_cache = await self._authenticate(request)
+            if scope["type"] == "http":
+                if caller.via == "session":
+                    check_csrf(request, self._allowed)
+                elif request.method not in SAFE_METHODS:
+                    check_origin(request, self._allowed, required=False)
+        except EdgeError as exc:
+            await error_response(exc.status, exc.code, exc.message)(scope, receive, send)
+            return
+        except grpc.aio.AioRpcError as exc:
+            await rpc_error_response(exc)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        if fresh_cache is None:
+            await self.app(scope, receive, send)
+            return
+        cookie = (
+            f"{CACHE_COOKIE}={fresh_cache}; Max-Age={CACHE_SECONDS}; Path=/; HttpOnly; "
+            f"SameSite=lax{'; Secure' if self._secure else ''}"
+        ).encode()
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    async def _authenticate(self, request: Request) -> tuple[Caller, str | None]:
+        scheme, _, _credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme:
+            if scheme.lower() == "bearer":
+                raise EdgeError(
+                    401, "UNAUTHENTICATED", "bearer credentials are not accepted yet; use a session"
+                )
+            raise EdgeError(401, "UNAUTHENTICATED", f"unsupported authorization scheme {scheme!r}")
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if not token:
+            return ANONYMOUS, None
+        cached = self._cache.open(token, request.cookies.get(CACHE_COOKIE, ""))
+        if cached is not None:
+            return Caller(principal=cached[0], assertion=cached[1], via="session"), None
+        upstream: Upstream = request.app.state.upstream
+        try:
+            reply = await upstream.identity.ResolveSession(
+                identity_pb2.ResolveSessionRequest(session_token=token),
+                metadata=call_metadata(
+                    client_ip=client_ip(request), user_agent=user_agent(request)
+                ),
+                timeout=upstream.timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                return ANONYMOUS, None
+            raise
+        caller = Caller(principal=reply.principal, assertion=reply.assertion, via="session")
+        return caller, self._cache.seal(token, reply.assertion)

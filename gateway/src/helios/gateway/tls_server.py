@@ -1,0 +1,93 @@
+"""Serving the gateway with uvicorn: plain HTTP without a certificate, TLS 1.3 only with one."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+__all__ = ["TLS13Config", "serve", "server"]
+
+# Set here so a caller cannot weaken them: uvicorn's own proxy-header handling would rewrite the
+# client address from X-Forwarded-For for any peer in FORWARDED_ALLOW_IPS (127.0.0.1 by default);
+# helios.gateway.proxies.TrustedProxies decides that instead. TLS comes only from certfile/keyfile.
+_RESERVED = frozenset(
+    {
+        "proxy_headers",
+        "forwarded_allow_ips",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_keyfile_password",
+        "ssl_version",
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ciphers",
+        "ssl_context_factory",
+    }
+)
+
+
+class TLS13Config(uvicorn.Config):
+    """uvicorn's Config whose TLS context, when there is one, refuses every version below 1.3."""
+
+    def load(self) -> None:
+        """uvicorn's load, then TLS 1.3 as the floor of the SSLContext it built (if any)."""
+        super().load()
+        if self.ssl is not None:
+            self.ssl.minimum_version = ssl.TLSVersion.TLSv1_3
+
+
+def server(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    certfile: Path | None,
+    keyfile: Path | None,
+    **uvicorn_kwargs: Any,
+) -> uvicorn.Server:
+    """A uvicorn Server for `app` on host:port, not yet started (`await s.serve()` runs it, set
+    `s.should_exit = True` to stop it). With `certfile` (and `keyfile`, unless the key is in the
+    certificate file) it speaks TLS 1.3 only; without, plain HTTP.
+
+    Raises ValueError for a key without a certificate or a reserved option in `uvicorn_kwargs`
+    (TLS and proxy-header settings are decided here); FileNotFoundError / ssl.SSLError for an
+    unreadable or mismatched certificate and key, before anything listens.
+    """
+    if keyfile is not None and certfile is None:
+        raise ValueError("a TLS key was given without its certificate")
+    reserved = sorted(_RESERVED & uvicorn_kwargs.keys())
+    if reserved:
+        raise ValueError(f"these uvicorn options are set by the gateway: {', '.join(reserved)}")
+    config = TLS13Config(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+        proxy_headers=False,
+        **uvicorn_kwargs,
+    )
+    config.load()
+    return uvicorn.Server(config)
+
+
+def serve(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    certfile: Path | None,
+    keyfile: Path | None,
+    **uvicorn_kwargs: Any,
+) -> None:
+    """Serve `app` until SIGINT/SIGTERM (graceful stop); see `server` for TLS and the errors.
+    Raises SystemExit(3) when the server could not start (e.g. the port is taken), as
+    `uvicorn.run` does."""
+    instance = server(app, host, port, certfile=certfile, keyfile=keyfile, **uvicorn_kwargs)
+    instance.run()
+    if not instance.started:
+        raise SystemExit(3)

@@ -1,0 +1,1 @@
+"""HTTP/JSON <-> gRPC transcoding driven by the protos' `google.api.http` annotations."""

@@ -1,0 +1,101 @@
+"""The one route that serves every annotated RPC: match, authenticate, build, call, answer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from helios.gateway.auth.caller import Caller
+from helios.gateway.edge import NO_BODY, client_ip, read_json, user_agent
+from helios.gateway.errors import EdgeError, error_response, rpc_error_response
+from helios.gateway.transcoding.catalog import HttpBinding
+from helios.gateway.transcoding.json_output import to_json
+from helios.gateway.transcoding.request_builder import build_request
+from helios.gateway.upstream import Upstream
+from helios.kernel.clients import call_metadata
+
+__all__ = ["TRANSCODED_PREFIX", "transcoding_route"]
+
+TRANSCODED_PREFIX = "/api/v1/"
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _find(
+    bindings: Sequence[HttpBinding], verb: str, path: str
+) -> tuple[HttpBinding, dict[str, str]]:
+    allowed = False
+    for binding in bindings:
+        values = binding.template.match(path)
+        if values is None:
+            continue
+        if binding.verb == verb:
+            return binding, values
+        allowed = True
+    if allowed:
+        raise EdgeError(405, "METHOD_NOT_ALLOWED", f"{verb} is not allowed on {path}")
+    raise EdgeError(404, "NOT_FOUND", f"no route for {verb} {path}")
+
+
+async def _stream(call: Any) -> AsyncIterator[bytes]:
+    try:
+        async for reply in call:
+            yield (json.dumps(to_json(reply)) + "\n").encode()
+    except grpc.aio.AioRpcError as exc:
+        error = json.loads(bytes(rpc_error_response(exc).body))
+        yield (json.dumps(error) + "\n").encode()
+
+
+def transcoding_route(bindings: Sequence[HttpBinding], max_body_bytes: int) -> Route:
+    """A catch-all route under /api/v1/ dispatching to the binding that matches."""
+
+    async def dispatch(request: Request) -> Response:
+        upstream: Upstream = request.app.state.upstream
+        caller: Caller = request.state.caller
+        try:
+            binding, path_values = _find(bindings, request.method, request.url.path)
+            if not binding.public and not caller.authenticated:
+                raise EdgeError(401, "UNAUTHENTICATED", "sign in first")
+            body = await read_json(request, max_body_bytes)
+            if body is NO_BODY:
+                body = {} if binding.body == "*" else None
+            message: Message = build_request(
+                binding.request_class()(),
+                binding.body,
+                body,
+                path_values,
+                list(request.query_params.multi_items()),
+            )
+        except EdgeError as exc:
+            return error_response(exc.status, exc.code, exc.message)
+        channel = upstream.channel(binding.upstream)
+        metadata = call_metadata(
+            assertion=caller.assertion, client_ip=client_ip(request), user_agent=user_agent(request)
+        )
+        response_class = binding.response_class()
+        if binding.server_streaming:
+            opener: Any = channel.unary_stream(
+                binding.rpc_path,
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=response_class.FromString,
+            )
+            stream = opener(message, metadata=metadata, timeout=upstream.timeout)
+            return StreamingResponse(_stream(stream), media_type="application/x-ndjson")
+        call: Any = channel.unary_unary(
+            binding.rpc_path,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_class.FromString,
+        )
+        try:
+            reply = await call(message, metadata=metadata, timeout=upstream.timeout)
+        except grpc.aio.AioRpcError as exc:
+            return rpc_error_response(exc)
+        return JSONResponse(to_json(reply))
+
+    return Route(TRANSCODED_PREFIX + "{rest:path}", dispatch, methods=_METHODS)
