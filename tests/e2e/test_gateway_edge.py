@@ -3,6 +3,7 @@ CSRF, JSON errors (P2, S1, S2, S3, G1)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Iterator
@@ -200,3 +201,28 @@ def test_p2_bearer_seam_refuses_until_api_keys_land(stack: Stack, authorization:
     response = _client(stack).get("/api/v1/identity/me", headers={"authorization": authorization})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "UNAUTHENTICATED"
+
+
+def test_g1_security_txt_has_the_rfc9116_fields_and_a_future_expiry(stack: Stack) -> None:
+    """G1: /.well-known/security.txt answers text/plain with Contact, Expires (in the future),
+    Canonical and Preferred-Languages."""
+    response = _client(stack).get("/.well-known/security.txt")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    fields = dict(line.split(": ", 1) for line in response.text.strip().splitlines())
+    assert fields["Contact"].startswith(("mailto:", "https://"))
+    expires = dt.datetime.fromisoformat(fields["Expires"].replace("Z", "+00:00"))
+    assert expires > dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    assert fields["Canonical"].endswith("/.well-known/security.txt")
+    assert fields["Preferred-Languages"] == "en"
+
+
+def test_p2_metrics_count_requests_by_route_template(stack: Stack) -> None:
+    """P2: /metrics exposes request counts labelled by route template (bounded labels)."""
+    client = _client(stack)
+    assert client.get("/api/v1/identity/me").status_code == 401
+    assert client.get(f"/api/v1/authz/roles/{uuid.uuid4()}").status_code == 401
+    metrics = client.get("/metrics").text
+    assert 'route="/api/v1/identity/me",status="401"' in metrics
+    assert 'route="/api/v1/authz/roles/{role_id}"' in metrics
+    assert "helios_gateway_request_duration_seconds_bucket" in metrics

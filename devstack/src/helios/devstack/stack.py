@@ -105,6 +105,7 @@ class Stack:
         for name, module, role in GRPC_SERVICES:
             if role:
                 run_once(module, ["migrate"], self._service_env(name, role))
+        run_once("helios.gateway", ["migrate"], self._gateway_env())
         self._say(progress, "starting identity, authz, ai-broker, audit, keyvault")
         for name, module, role in GRPC_SERVICES:
             self.ports[name] = free_port()
@@ -152,14 +153,26 @@ class Stack:
                 env.update({f"HELIOS_ARGON2_{k.upper()}": v for k, v in _CHEAP_ARGON2.items()})
         return env
 
+    def start_gateway(self, name: str, overrides: dict[str, str]) -> str:
+        """Start one more gateway replica (same database, services and keys) with settings
+        overridden; returns its URL. It stops with the stack."""
+        port = free_port()
+        env = {**self._gateway_env(), "HELIOS_HTTP_PORT": str(port), **overrides}
+        self._spawn(name, "helios.gateway", env)
+        url = f"http://localhost:{port}"
+        self._wait_http(name, f"{url}/readyz")
+        return url
+
     def _gateway_env(self) -> dict[str, str]:
         return {
             **self._common_env("gateway"),
             "HELIOS_HTTP_HOST": "127.0.0.1",
-            "HELIOS_HTTP_PORT": str(self.ports["gateway"]),
+            "HELIOS_HTTP_PORT": str(self.ports.get("gateway", 0)),
+            "HELIOS_DATABASE_URL": self.database_url,
+            "HELIOS_DATABASE_ROLE": "helios_gateway",
             "HELIOS_COOKIE_KEY_FILE": str(self.state / "gateway-cookie.key"),
             **{
-                f"HELIOS_{name.replace('-', '_').upper()}_TARGET": f"localhost:{self.ports[name]}"
+                f"HELIOS_{name.replace('-', '_').upper()}_TARGET": f"localhost:{self.ports.get(name, 0)}"
                 for name, _, _ in GRPC_SERVICES
             },
         }
@@ -219,7 +232,9 @@ class Stack:
 
     def stop(self) -> None:
         """Stop the processes (gateway first), then the throwaway servers; delete the state dir."""
-        for name in ["gateway", *reversed([n for n, _, _ in GRPC_SERVICES])]:
+        grpc_names = [n for n, _, _ in GRPC_SERVICES]
+        gateways = [n for n in self.processes if n not in grpc_names]
+        for name in [*gateways, *reversed(grpc_names)]:
             if name in self.processes:
                 self.processes[name].stop()
         if self.nats is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -15,14 +16,18 @@ from helios.gateway.auth.cache_cookie import SessionCache
 from helios.gateway.auth.middleware import Authentication
 from helios.gateway.errors import error_response
 from helios.gateway.headers import SecurityHeaders
+from helios.gateway.metrics import EdgeMetrics, metrics_route
 from helios.gateway.openapi import openapi_routes
 from helios.gateway.proxies import TrustedProxies
+from helios.gateway.ratelimit.limiter import MemoryRateLimiter, PostgresRateLimiter, RateLimiter
+from helios.gateway.ratelimit.middleware import RateLimit
 from helios.gateway.routes.auth import auth_routes
 from helios.gateway.routes.operations import operations_routes
 from helios.gateway.settings import GatewaySettings
 from helios.gateway.transcoding.catalog import load_bindings
 from helios.gateway.transcoding.dispatcher import transcoding_route
 from helios.gateway.upstream import Upstream
+from helios.kernel.db import create_engine
 from helios.kernel.runtime import verifier_from
 
 __all__ = ["create_app"]
@@ -43,6 +48,12 @@ def create_app(settings: GatewaySettings, connect: Callable[[], Upstream]) -> St
     channels belong to the loop that made them) and they are closed on shutdown."""
     bindings = load_bindings()
     cache = SessionCache(settings.cookie_key_file.read_bytes(), verifier_from(settings))
+    engine = (
+        create_engine(settings.database_url.get_secret_value(), settings.database_role)
+        if settings.database_url is not None
+        else None
+    )
+    limiter: RateLimiter = PostgresRateLimiter(engine) if engine else MemoryRateLimiter()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -51,9 +62,13 @@ def create_app(settings: GatewaySettings, connect: Callable[[], Upstream]) -> St
             yield
         finally:
             await app.state.upstream.close()
+            if engine is not None:
+                await engine.dispose()
 
+    registry = CollectorRegistry()
     app = Starlette(
         routes=[
+            metrics_route(registry),
             *operations_routes(settings),
             *openapi_routes(bindings),
             *auth_routes(settings),
@@ -61,11 +76,24 @@ def create_app(settings: GatewaySettings, connect: Callable[[], Upstream]) -> St
         ],
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(EdgeMetrics, registry=registry),
+            Middleware(
+                RateLimit,
+                limiter=limiter,
+                by="ip",
+                per_minute=settings.rate_limit_per_ip_per_minute,
+            ),
             Middleware(
                 Authentication,
                 cache=cache,
                 allowed_origins=settings.allowed_origins,
                 secure=settings.cookie_secure,
+            ),
+            Middleware(
+                RateLimit,
+                limiter=limiter,
+                by="principal",
+                per_minute=settings.rate_limit_per_principal_per_minute,
             ),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from helios.gateway.proxies import TrustedProxies
 from helios.kernel.settings import KernelSettings
@@ -39,9 +39,26 @@ class GatewaySettings(KernelSettings):
         default_factory=list,
         description="CIDRs of proxies whose X-Forwarded-For and CF-* headers are believed",
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL for rate-limit counters shared by replicas; unset: per process",
+    )
+    database_role: str = Field(default="", pattern=r"^[a-z_][a-z0-9_]{0,62}$|^$")
+    rate_limit_per_ip_per_minute: int = Field(default=600, ge=1)
+    rate_limit_per_principal_per_minute: int = Field(default=1200, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     upstream_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    security_contact: str = Field(default="security@helios.invalid", pattern=r"^[^@\s]+@[^@\s]+$")
+    security_contact: str = Field(
+        default="mailto:security@helios.invalid",
+        pattern=r"^(mailto:[^@\s]+@[^@\s]+|https://\S+)$",
+        description="security.txt Contact: a mailto: or https: URI",
+    )
+    security_policy_url: str = Field(default="", pattern=r"^(https://\S+)?$")
+    public_url: str = Field(
+        default="",
+        pattern=r"^(https?://[^/\s]+)?$",
+        description="the gateway's public origin (security.txt Canonical); unset: the request's",
+    )
 
     @field_validator("cookie_key_file")
     @classmethod

@@ -36,14 +36,18 @@ def operations_routes(settings: GatewaySettings) -> list[Route]:
         body = {"status": "ready" if ready else "not ready", "backends": backends}
         return JSONResponse(body, 200 if ready else 503)
 
-    async def security_txt(_: Request) -> Response:
-        expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=180)).strftime("%Y-%m-%dT00:00:00Z")
-        body = (
-            f"Contact: mailto:{settings.security_contact}\n"
-            f"Expires: {expires}\n"
-            "Preferred-Languages: en\n"
-        )
-        return PlainTextResponse(body)
+    async def security_txt(request: Request) -> Response:
+        base = settings.public_url or f"{request.url.scheme}://{request.url.netloc}"
+        expires = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=180)
+        lines = [
+            f"Contact: {settings.security_contact}",
+            f"Expires: {expires.isoformat().replace('+00:00', 'Z')}",
+            "Preferred-Languages: en",
+            f"Canonical: {base}/.well-known/security.txt",
+        ]
+        if settings.security_policy_url:
+            lines.append(f"Policy: {settings.security_policy_url}")
+        return PlainTextResponse("\n".join(lines) + "\n")
 
     return [
         Route("/healthz", healthz, methods=["GET"]),

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from helios.gateway.auth.caller import Caller
 from helios.gateway.edge import NO_BODY, client_ip, read_json, user_agent
 from helios.gateway.errors import EdgeError, error_response, rpc_error_response
+from helios.gateway.metrics import ROUTE_KEY
 from helios.gateway.transcoding.catalog import HttpBinding
 from helios.gateway.transcoding.json_output import to_json
 from helios.gateway.transcoding.request_builder import build_request
@@ -60,6 +61,7 @@ def transcoding_route(bindings: Sequence[HttpBinding], max_body_bytes: int) -> R
         caller: Caller = request.state.caller
         try:
             binding, path_values = _find(bindings, request.method, request.url.path)
+            request.scope.setdefault("state", {})[ROUTE_KEY] = binding.template.template
             if not binding.public and not caller.authenticated:
                 raise EdgeError(401, "UNAUTHENTICATED", "sign in first")
             body = await read_json(request, max_body_bytes)

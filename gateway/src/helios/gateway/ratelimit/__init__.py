@@ -1,0 +1,1 @@
+"""Rate limits per client IP and per principal, shared by every gateway replica."""

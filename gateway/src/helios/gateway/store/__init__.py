@@ -1,0 +1,1 @@
+"""The gateway's own small schema: shared rate-limit counters."""
