@@ -226,3 +226,19 @@ def test_p2_metrics_count_requests_by_route_template(stack: Stack) -> None:
     assert 'route="/api/v1/identity/me",status="401"' in metrics
     assert 'route="/api/v1/authz/roles/{role_id}"' in metrics
     assert "helios_gateway_request_duration_seconds_bucket" in metrics
+
+
+def test_p2_transcoded_route_refuses_oversized_and_deep_bodies_with_json(stack: Stack) -> None:
+    """P2: the limits hold on transcoded routes too: 413 for a body over the cap, 400 for JSON
+    nested too deep, each with a JSON error body."""
+    client = _client(stack)
+    url = "/api/v1/identity/email:verify"
+    big = client.post(url, json={"token": "x" * 70_000})
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    deep: Any = "leaf"
+    for _ in range(40):
+        deep = {"a": deep}
+    nested = client.post(url, json={"token": "t", "nested": deep})
+    assert nested.status_code == 400
+    assert "deeper" in nested.json()["error"]["message"]
