@@ -58,10 +58,10 @@ typecheck: sync ## mypy --strict
 contracts: sync ## Import contracts (independence, layers, pure domain)
 	$(RUN) lint-imports
 
-breaking: tools ## buf breaking against main (skipped on the first commit of the history)
-	@if git rev-parse --verify -q main~0 >/dev/null && git cat-file -e main:protos 2>/dev/null; then \
-	  $(BUF) breaking --against '.git#branch=main,subdir=protos'; \
-	else echo "no protos on main yet: nothing to compare"; fi
+breaking: tools ## buf breaking: the protos against those on the main branch
+	@if git rev-parse --verify -q main >/dev/null; then \
+	  $(BUF) breaking --against '.git#branch=main'; \
+	else echo "no main branch to compare with"; fi
 
 # pytest exits 5 when a tier collects no test: an empty tier is not a failure, anything else is.
 define tier
@@ -79,7 +79,7 @@ e2e: sync ## End-to-end journeys through the gateway against the whole stack
 
 pytest: unit integration e2e ## All test tiers
 
-check: fmt-check lint typecheck contracts proto-check pytest ## Everything CI checks
+check: fmt-check lint typecheck contracts proto-check breaking pytest ## Everything CI checks
 
 test: check ## The one test command (README, CI): static checks and every test tier
 

@@ -242,3 +242,12 @@ def test_p2_transcoded_route_refuses_oversized_and_deep_bodies_with_json(stack: 
     nested = client.post(url, json={"token": "t", "nested": deep})
     assert nested.status_code == 400
     assert "deeper" in nested.json()["error"]["message"]
+
+
+def test_p2_server_streaming_route_failing_at_once_gets_an_http_status(stack: Stack) -> None:
+    """P2: a server-streaming RPC (served as NDJSON) that fails before its first message answers
+    with the mapped HTTP status and a JSON error, not a 200 stream."""
+    client, _ = _signed_in(stack)
+    response = client.post(f"/api/v1/audit/orgs/{uuid.uuid4()}/exports", json={})
+    assert response.status_code == 501
+    assert response.json()["error"]["code"] == "UNIMPLEMENTED"

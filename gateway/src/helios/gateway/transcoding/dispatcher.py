@@ -44,10 +44,14 @@ def _find(
     raise EdgeError(404, "NOT_FOUND", f"no route for {verb} {path}")
 
 
-async def _stream(call: Any) -> AsyncIterator[bytes]:
+async def _stream(first: Any, call: Any) -> AsyncIterator[bytes]:
+    """NDJSON lines: the first reply (already read), then the rest; a failure after the first
+    line becomes a final `{"error": ...}` line (the status line has been sent by then)."""
+    reply = first
     try:
-        async for reply in call:
+        while reply is not grpc.aio.EOF:
             yield (json.dumps(to_json(reply)) + "\n").encode()
+            reply = await call.read()
     except grpc.aio.AioRpcError as exc:
         error = json.loads(bytes(rpc_error_response(exc).body))
         yield (json.dumps(error) + "\n").encode()
@@ -88,7 +92,11 @@ def transcoding_route(bindings: Sequence[HttpBinding], max_body_bytes: int) -> R
                 response_deserializer=response_class.FromString,
             )
             stream = opener(message, metadata=metadata, timeout=upstream.timeout)
-            return StreamingResponse(_stream(stream), media_type="application/x-ndjson")
+            try:
+                first = await stream.read()  # a call that fails at once gets a proper status
+            except grpc.aio.AioRpcError as exc:
+                return rpc_error_response(exc)
+            return StreamingResponse(_stream(first, stream), media_type="application/x-ndjson")
         call: Any = channel.unary_unary(
             binding.rpc_path,
             request_serializer=lambda m: m.SerializeToString(),
