@@ -35,6 +35,10 @@ GRPC_SERVICES = [
 _CHEAP_ARGON2 = {"time_cost": "1", "memory_kib": "8192", "parallelism": "1"}
 
 
+def _target_variable(service: str) -> str:
+    return f"HELIOS_{service.replace('-', '_').upper()}_TARGET"
+
+
 @dataclass
 class StackOptions:
     """How to run: an existing database / NATS, or throwaway ones; cheap hashing for tests."""
@@ -172,7 +176,7 @@ class Stack:
             "HELIOS_DATABASE_ROLE": "helios_gateway",
             "HELIOS_COOKIE_KEY_FILE": str(self.state / "gateway-cookie.key"),
             **{
-                f"HELIOS_{name.replace('-', '_').upper()}_TARGET": f"localhost:{self.ports.get(name, 0)}"
+                _target_variable(name): f"localhost:{self.ports.get(name, 0)}"
                 for name, _, _ in GRPC_SERVICES
             },
         }

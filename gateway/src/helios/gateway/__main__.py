@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         server_header=False,
         h11_max_incomplete_event_size=16 * 1024,
+        ws_max_size=4096,
     )
     return 0
 

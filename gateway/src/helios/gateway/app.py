@@ -22,6 +22,7 @@ from helios.gateway.proxies import TrustedProxies
 from helios.gateway.ratelimit.limiter import MemoryRateLimiter, PostgresRateLimiter, RateLimiter
 from helios.gateway.ratelimit.middleware import RateLimit
 from helios.gateway.routes.auth import auth_routes
+from helios.gateway.routes.live import live_routes
 from helios.gateway.routes.operations import operations_routes
 from helios.gateway.settings import GatewaySettings
 from helios.gateway.transcoding.catalog import load_bindings
@@ -72,6 +73,7 @@ def create_app(settings: GatewaySettings, connect: Callable[[], Upstream]) -> St
             *operations_routes(settings),
             *openapi_routes(bindings),
             *auth_routes(settings),
+            *live_routes(settings),
             transcoding_route(bindings, settings.max_body_bytes),
         ],
         middleware=[

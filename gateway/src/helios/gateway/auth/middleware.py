@@ -45,7 +45,11 @@ class Authentication:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        # Request() accepts only http scopes; a WebSocket handshake is read the same way.
+        http_scope = (
+            scope if scope["type"] == "http" else {**scope, "type": "http", "method": "GET"}
+        )
+        request = Request(http_scope)
         try:
             caller, fresh_cache = await self._authenticate(request)
             if scope["type"] == "http":

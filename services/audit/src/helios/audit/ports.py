@@ -26,3 +26,15 @@ class AuditLog(Protocol):
     async def query(self, query: EventQuery) -> list[tuple[int, audit_pb2.AuditRecord]]:
         """(log sequence, row) pairs matching the query, newest first, at most page_size."""
         ...
+
+    async def after(
+        self, query: EventQuery, after_seq: int, limit: int
+    ) -> list[tuple[int, audit_pb2.AuditRecord]]:
+        """(log sequence, row) pairs matching the query's filters with a sequence above
+        `after_seq`, oldest first, at most `limit`; `page_size` and `before_seq` are ignored.
+        One read of committed rows, no transaction held afterwards."""
+        ...
+
+    async def last_sequence(self) -> int:
+        """The highest log sequence stored so far, 0 for an empty log."""
+        ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from importlib.resources import files
 from pathlib import Path
 
@@ -24,13 +25,21 @@ def wire(settings: ServiceSettings) -> ServiceRuntime:
     """The whole audit process (server + stream consumer), not yet started."""
     runtime = ServiceRuntime.build(NAME, settings, tables.outbox)
     service = AuditService(PostgresAuditLog(runtime.sessions))
+    stopping = asyncio.Event()
     # RPCs the servicer does not define answer UNIMPLEMENTED (the generated base class).
-    servicer = AuditServicer(service)  # type: ignore[abstract]
+    servicer = AuditServicer(service, stopping)  # type: ignore[abstract]
+
+    async def end_watches(stop: asyncio.Event) -> None:
+        # set before the server's grace period, so WatchEvents streams end instead of being cut
+        await stop.wait()
+        stopping.set()
+
     runtime.grpc.add_service(
         audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
         lambda server: audit_pb2_grpc.add_AuditServiceServicer_to_server(servicer, server),
     )
     runtime.grpc.add_background(AuditConsumer(runtime.bus, service).run)
+    runtime.grpc.add_background(end_watches)
     return runtime
 
 

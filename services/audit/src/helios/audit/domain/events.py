@@ -74,7 +74,8 @@ def parse_event(data: bytes) -> events_pb2.AuditEvent:
 
 @dataclass(frozen=True, slots=True)
 class EventQuery:
-    """A validated ListEvents filter; `before_seq` is the cursor (0 = newest)."""
+    """A validated ListEvents / WatchEvents filter; `before_seq` is the ListEvents cursor
+    (0 = newest)."""
 
     actor_id: str = ""
     org_id: str = ""
@@ -100,3 +101,13 @@ class EventQuery:
                 raise InvalidArgumentError("page_token is not a valid cursor", field="page_token")
             cursor = int(page_token)
         return page_size or DEFAULT_PAGE_SIZE, cursor
+
+    @staticmethod
+    def resume_after(after_sequence: int) -> int:
+        """The WatchEvents cursor (0 = from now on); raises InvalidArgumentError when it is not a
+        log position."""
+        if after_sequence > _MAX_CURSOR:
+            raise InvalidArgumentError(
+                "after_sequence is not a valid log position", field="after_sequence"
+            )
+        return after_sequence

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -99,16 +99,41 @@ class PostgresAuditLog:
 
     async def query(self, query: EventQuery) -> list[tuple[int, audit_pb2.AuditRecord]]:
         statement = select(audit_log).order_by(audit_log.c.seq.desc()).limit(query.page_size)
-        for name in ("actor_id", "org_id", "action", "resource_type", "resource_id"):
-            value = getattr(query, name)
-            if value:
-                statement = statement.where(audit_log.c[name] == value)
-        if query.since is not None:
-            statement = statement.where(audit_log.c.occurred_at >= query.since)
-        if query.until is not None:
-            statement = statement.where(audit_log.c.occurred_at < query.until)
+        statement = _filtered(statement, query)
         if query.before_seq:
             statement = statement.where(audit_log.c.seq < query.before_seq)
         async with self._sessions() as session:
             rows = (await session.execute(statement)).all()
         return [(row.seq, _to_record(row)) for row in rows]
+
+    async def after(
+        self, query: EventQuery, after_seq: int, limit: int
+    ) -> list[tuple[int, audit_pb2.AuditRecord]]:
+        statement = (
+            select(audit_log)
+            .where(audit_log.c.seq > after_seq)
+            .order_by(audit_log.c.seq.asc())
+            .limit(limit)
+        )
+        statement = _filtered(statement, query)
+        async with self._sessions() as session:
+            rows = (await session.execute(statement)).all()
+        return [(row.seq, _to_record(row)) for row in rows]
+
+    async def last_sequence(self) -> int:
+        async with self._sessions() as session:
+            value = (await session.execute(select(func.max(audit_log.c.seq)))).scalar_one()
+        return int(value or 0)
+
+
+def _filtered(statement: Select[Any], query: EventQuery) -> Select[Any]:
+    """`statement` narrowed by the query's column filters and time range."""
+    for name in ("actor_id", "org_id", "action", "resource_type", "resource_id"):
+        value = getattr(query, name)
+        if value:
+            statement = statement.where(audit_log.c[name] == value)
+    if query.since is not None:
+        statement = statement.where(audit_log.c.occurred_at >= query.since)
+    if query.until is not None:
+        statement = statement.where(audit_log.c.occurred_at < query.until)
+    return statement

@@ -40,6 +40,11 @@ class AuditServiceStub:
                 request_serializer=helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/helios.proto.audit.v1.AuditService/WatchEvents',
+                request_serializer=helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.WatchEventsResponse.FromString,
+                _registered_method=True)
         self.SealCheckpoint = channel.unary_unary(
                 '/helios.proto.audit.v1.AuditService/SealCheckpoint',
                 request_serializer=helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.SealCheckpointRequest.SerializeToString,
@@ -78,6 +83,13 @@ class AuditServiceServicer:
 
     def ListEvents(self, request, context):
         """Lists audit rows by actor, action, resource and time, newest first, with a cursor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """Streams audit rows as they are stored, oldest first; served to browsers over the gateway's WebSocket.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,6 +144,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.ListEventsRequest.FromString,
                     response_serializer=helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.WatchEventsRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.WatchEventsResponse.SerializeToString,
             ),
             'SealCheckpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.SealCheckpoint,
@@ -192,6 +209,33 @@ class AuditService:
             '/helios.proto.audit.v1.AuditService/ListEvents',
             helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.ListEventsRequest.SerializeToString,
             helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/helios.proto.audit.v1.AuditService/WatchEvents',
+            helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.WatchEventsRequest.SerializeToString,
+            helios_dot_proto_dot_audit_dot_v1_dot_audit__pb2.WatchEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,8 @@ class AuditServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
     ListEvents: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListEventsRequest, _audit_pb2.ListEventsResponse]
     """Lists audit rows by actor, action, resource and time, newest first, with a cursor."""
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_audit_pb2.WatchEventsRequest, _audit_pb2.WatchEventsResponse]
+    """Streams audit rows as they are stored, oldest first; served to browsers over the gateway's WebSocket."""
     SealCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.SealCheckpointRequest, _audit_pb2.SealCheckpointResponse]
     """Seals a signed checkpoint of an org's Merkle log now."""
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.GetCheckpointResponse]
@@ -55,6 +57,8 @@ class AuditServiceAsyncStub(AuditServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListEvents: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListEventsRequest, _audit_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Lists audit rows by actor, action, resource and time, newest first, with a cursor."""
+    WatchEvents: _aio.UnaryStreamMultiCallable[_audit_pb2.WatchEventsRequest, _audit_pb2.WatchEventsResponse]  # type: ignore[assignment]
+    """Streams audit rows as they are stored, oldest first; served to browsers over the gateway's WebSocket."""
     SealCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.SealCheckpointRequest, _audit_pb2.SealCheckpointResponse]  # type: ignore[assignment]
     """Seals a signed checkpoint of an org's Merkle log now."""
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetCheckpointRequest, _audit_pb2.GetCheckpointResponse]  # type: ignore[assignment]
@@ -78,6 +82,14 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.ListEventsResponse, _abc.Awaitable[_audit_pb2.ListEventsResponse]]:
         """Lists audit rows by actor, action, resource and time, newest first, with a cursor."""
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _audit_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_audit_pb2.WatchEventsResponse], _abc.AsyncIterator[_audit_pb2.WatchEventsResponse]]:
+        """Streams audit rows as they are stored, oldest first; served to browsers over the gateway's WebSocket."""
 
     @_abc_1.abstractmethod
     def SealCheckpoint(
