@@ -26,11 +26,22 @@ from helios.kernel.testing.servers import is_listening
 from helios.proto.identity.v1 import identity_pb2, identity_pb2_grpc
 
 Call = Callable[[], Awaitable[None]]
+Metadata = tuple[tuple[str, str | bytes], ...]
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 EMAIL, PASSWORD = "bench@example.com", "correct horse battery staple"
 CREDENTIALS = {"email": EMAIL, "password": PASSWORD}
 TIMEOUT = 60.0
 GRPC_BASELINE, HTTP_BASELINE = "grpc Health/Check", "http GET /healthz"
+DIRECT, TRANSCODED = "grpc GetCurrentUser", "http GET /api/v1/identity/me"
+CACHE_COOKIE = "helios_session_cache"
+ASSERTION_REFRESH_SECONDS = 30.0
+# The HTTP figures go through a gateway replica like the stack's own (rate limiter included, its
+# counters in PostgreSQL) whose limits the bench cannot reach: the defaults (600 requests a minute
+# per IP) would answer 429 within the first figure.
+BENCH_GATEWAY = {
+    "HELIOS_RATE_LIMIT_PER_IP_PER_MINUTE": "100000000",
+    "HELIOS_RATE_LIMIT_PER_PRINCIPAL_PER_MINUTE": "100000000",
+}
 
 
 # --- load generation --------------------------------------------------------------------------
@@ -38,7 +49,8 @@ GRPC_BASELINE, HTTP_BASELINE = "grpc Health/Check", "http GET /healthz"
 
 @dataclass(frozen=True)
 class Figure:
-    """One measured figure; `baseline` names the figure whose p50 it is compared with."""
+    """One measured figure; `baselines` name the figures whose p50 it is compared with (itself
+    when it is a baseline)."""
 
     name: str
     calls: int
@@ -46,7 +58,7 @@ class Figure:
     seconds: float
     p50_ms: float
     p99_ms: float
-    baseline: str
+    baselines: tuple[str, ...]
 
 
 def percentile(ordered: list[float], fraction: float) -> float:
@@ -72,22 +84,22 @@ async def drive(call: Call, calls: int, concurrency: int) -> tuple[float, list[f
     return time.perf_counter() - started, latencies
 
 
-async def measure(name: str, call: Call, calls: int, concurrency: int, baseline: str) -> Figure:
+async def measure(name: str, call: Call, calls: int, concurrency: int, *baselines: str) -> Figure:
     """Warm up briefly at the same concurrency, then measure; a failing call raises, so errors
     never count as work done."""
     await drive(call, max(concurrency, calls // 20), concurrency)
     seconds, latencies = await drive(call, calls, concurrency)
     ordered = sorted(latencies)
     p50, p99 = percentile(ordered, 0.50) * 1000, percentile(ordered, 0.99) * 1000
-    return Figure(name, calls, concurrency, seconds, p50, p99, baseline)
+    return Figure(name, calls, concurrency, seconds, p50, p99, baselines)
 
 
 def render(figures: list[Figure]) -> str:
-    """A plain-text table with each p50 as a multiple of its baseline's p50."""
+    """A plain-text table with each p50 as a multiple of its baselines' p50s."""
     p50_of = {figure.name: figure.p50_ms for figure in figures}
     rows = [("figure", "calls", "in flight", "calls/s", "p50 ms", "p99 ms", "p50 vs baseline")]
     for f in figures:
-        ratio = f"{f.p50_ms / p50_of[f.baseline]:.2f}x"
+        ratios = "; ".join(f"{f.p50_ms / p50_of[b]:.2f}x {b}" for b in f.baselines)
         rows.append(
             (
                 f.name,
@@ -96,7 +108,7 @@ def render(figures: list[Figure]) -> str:
                 f"{f.calls / f.seconds:,.0f}",
                 f"{f.p50_ms:.2f}",
                 f"{f.p99_ms:.2f}",
-                "1.00x (baseline)" if f.baseline == f.name else f"{ratio} {f.baseline}",
+                "1.00x (baseline)" if f.baselines == (f.name,) else ratios,
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -120,41 +132,53 @@ def expect(response: httpx.Response, status: int) -> None:
         )
 
 
-def http_client(stack: Stack, concurrency: int) -> httpx.AsyncClient:
+def http_client(url: str, concurrency: int) -> httpx.AsyncClient:
     """Keep-alive connections, one per call in flight; a jar that stores no cookie, so each
     request carries exactly the cookie the figure sets."""
     return httpx.AsyncClient(
-        base_url=stack.gateway_url,
+        base_url=url,
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         timeout=TIMEOUT,
     )
 
 
-async def session_token(stack: Stack) -> str:
+def set_cookie(response: httpx.Response, name: str) -> str:
+    """The value the response sets for cookie `name`, or "" when it sets none."""
+    for header in response.headers.get_list("set-cookie"):
+        morsel = SimpleCookie(header).get(name)
+        if morsel is not None and morsel.value:
+            return morsel.value
+    return ""
+
+
+async def session_token(url: str) -> str:
     """Sign the bench user up and in through the gateway; the token from `helios_session`."""
-    async with http_client(stack, 1) as client:
+    async with http_client(url, 1) as client:
         body = {**CREDENTIALS, "display_name": "Bench"}
         expect(await client.post("/api/auth/sign-up", json=body), 201)
         response = await client.post("/api/auth/sign-in", json=CREDENTIALS)
         expect(response, 200)
-    for header in response.headers.get_list("set-cookie"):
-        morsel = SimpleCookie(header).get("helios_session")
-        if morsel is not None and morsel.value:
-            return morsel.value
-    raise RuntimeError("sign-in answered 200 without a helios_session cookie")
+    token = set_cookie(response, "helios_session")
+    if not token:
+        raise RuntimeError("sign-in answered 200 without a helios_session cookie")
+    return token
 
 
 async def grpc_figures(stack: Stack, token: str, calls: int, concurrency: int) -> list[Figure]:
-    """Health/Check and ResolveSession on identity: one mTLS channel with the devstack
-    certificate, both through identity's interceptor chain."""
+    """Health/Check, ResolveSession and GetCurrentUser on identity: one mTLS channel with the
+    devstack certificate, all through identity's interceptor chain. GetCurrentUser carries the
+    principal assertion that ResolveSession returns for the bench session, as the gateway sends
+    it; the assertion lives 60 s, so it is resolved again when older than 30 s."""
     metadata = call_metadata()
     check_request = health_pb2.HealthCheckRequest()
     resolve_request = identity_pb2.ResolveSessionRequest(session_token=token)
+    current_request = identity_pb2.GetCurrentUserRequest()
     target = f"localhost:{stack.ports['identity']}"
     async with secure_channel(target, stack.certs("devstack")) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         identity = identity_pb2_grpc.IdentityServiceStub(channel)
+        asserted: list[tuple[float, Metadata]] = []
 
         async def check() -> None:
             reply = await health.Check(  # type: ignore[attr-defined]  # stubs: sync only
@@ -170,17 +194,56 @@ async def grpc_figures(stack: Stack, token: str, calls: int, concurrency: int) -
             if not reply.assertion.signature:
                 raise RuntimeError("ResolveSession answered without a signed assertion")
 
+        async def principal_metadata() -> Metadata:
+            if not asserted or time.monotonic() - asserted[0][0] > ASSERTION_REFRESH_SECONDS:
+                reply = await identity.ResolveSession(
+                    resolve_request, metadata=metadata, timeout=TIMEOUT
+                )
+                asserted[:] = [(time.monotonic(), call_metadata(assertion=reply.assertion))]
+            return asserted[0][1]
+
+        async def current_user() -> None:
+            reply = await identity.GetCurrentUser(
+                current_request, metadata=await principal_metadata(), timeout=TIMEOUT
+            )
+            if reply.user.email != EMAIL:
+                raise RuntimeError(f"GetCurrentUser answered {reply.user.email!r}")
+
         return [
             await measure(GRPC_BASELINE, check, calls, concurrency, GRPC_BASELINE),
             await measure("grpc ResolveSession", resolve, calls, concurrency, GRPC_BASELINE),
+            await measure(DIRECT, current_user, calls, concurrency, GRPC_BASELINE),
         ]
 
 
-async def http_figures(stack: Stack, token: str, args: argparse.Namespace) -> list[Figure]:
-    """GET /healthz, GET /api/auth/session with the cookie, POST /api/auth/sign-in."""
+class SessionCookies:
+    """The session cookie and the 60 s cache cookie (S2), kept as a browser keeps them: a
+    response that sets a fresh cache cookie replaces the old one."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.cache = ""
+        self.resolved = 0  # responses that set a fresh cache cookie: identity was asked
+
+    def headers(self) -> dict[str, str]:
+        cache = f"; {CACHE_COOKIE}={self.cache}" if self.cache else ""
+        return {"cookie": f"helios_session={self.token}{cache}"}
+
+    def keep(self, response: httpx.Response) -> None:
+        fresh = set_cookie(response, CACHE_COOKIE)
+        if fresh:
+            self.cache = fresh
+            self.resolved += 1
+
+
+async def http_figures(url: str, token: str, args: argparse.Namespace) -> list[Figure]:
+    """GET /healthz; GET /api/auth/session with the session cookie; GET /api/v1/identity/me
+    (identity.GetCurrentUser transcoded) with the session and cache cookies, so the
+    authentication takes the cached path; POST /api/auth/sign-in."""
     cookie = {"cookie": f"helios_session={token}"}
     calls, concurrency = args.calls, args.concurrency
-    async with http_client(stack, concurrency) as client:
+    cookies = SessionCookies(token)
+    async with http_client(url, concurrency) as client:
 
         async def healthz() -> None:
             expect(await client.get("/healthz"), 200)
@@ -188,11 +251,25 @@ async def http_figures(stack: Stack, token: str, args: argparse.Namespace) -> li
         async def session() -> None:
             expect(await client.get("/api/auth/session", headers=cookie), 200)
 
+        async def me() -> None:
+            response = await client.get("/api/v1/identity/me", headers=cookies.headers())
+            expect(response, 200)
+            cookies.keep(response)
+
+        await me()  # the first authenticated request sets the cache cookie
+        if not cookies.cache:
+            raise RuntimeError(f"GET /api/v1/identity/me set no {CACHE_COOKIE} cookie")
         figures = [
             await measure(HTTP_BASELINE, healthz, calls, concurrency, HTTP_BASELINE),
             await measure("http GET /api/auth/session", session, calls, concurrency, HTTP_BASELINE),
+            await measure(TRANSCODED, me, calls, concurrency, DIRECT, HTTP_BASELINE),
         ]
-    async with http_client(stack, args.sign_in_concurrency) as client:
+        print(
+            f"{TRANSCODED}: {cookies.resolved - 1} of the measured and warm-up requests asked "
+            "identity (cache cookie expired); the others took the cached path",
+            flush=True,
+        )
+    async with http_client(url, args.sign_in_concurrency) as client:
 
         async def sign_in() -> None:
             expect(await client.post("/api/auth/sign-in", json=CREDENTIALS), 200)
@@ -203,11 +280,11 @@ async def http_figures(stack: Stack, token: str, args: argparse.Namespace) -> li
     return figures
 
 
-async def all_figures(stack: Stack, token: str, args: argparse.Namespace) -> list[Figure]:
+async def all_figures(stack: Stack, url: str, token: str, args: argparse.Namespace) -> list[Figure]:
     """Every figure, one after the other (never two at once)."""
     return [
         *await grpc_figures(stack, token, args.calls, args.concurrency),
-        *await http_figures(stack, token, args),
+        *await http_figures(url, token, args),
     ]
 
 
@@ -233,10 +310,11 @@ def bench(database_url: str, args: argparse.Namespace) -> list[Figure]:
     )
     stack = Stack(options).start()  # stops what it started if it fails
     try:
-        token = asyncio.run(session_token(stack))
+        url = stack.start_gateway("gateway-bench", BENCH_GATEWAY)
+        token = asyncio.run(session_token(url))
         kind = "cheap test parameters" if args.cheap_argon2 else "production defaults"
         print(f"argon2id: {stored_argon2_parameters(stack.database_url)} ({kind})", flush=True)
-        return asyncio.run(all_figures(stack, token, args))
+        return asyncio.run(all_figures(stack, url, token, args))
     finally:
         stack.stop()
 
@@ -266,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PostgreSQL: database {database} on 127.0.0.1:5432 (dropped at the end)")
     else:
         print("PostgreSQL: a throwaway cluster (nothing listens on 127.0.0.1:5432)")
-    print("NATS: a throwaway server", flush=True)
+    print("NATS: a throwaway server")
+    print("HTTP: a second gateway process whose rate limits the bench cannot reach", flush=True)
     name = sql.Identifier(database)
     try:
         if database:

@@ -16,6 +16,9 @@ OUT = ROOT / "libs" / "proto" / "src"
 TYPINGS = ROOT / "typings"
 VENDOR = PROTOS / "vendor"
 GOOGLE_API_FILES = ("annotations.proto", "http.proto")
+# Typed only (the shipped .pyi are too loose for strict mypy); imported at run time from
+# googleapis-common-protos.
+GOOGLE_RPC_FILES = ("status.proto", "error_details.proto")
 
 
 def _run(args: list[str]) -> None:
@@ -56,6 +59,7 @@ def main() -> None:
     shutil.rmtree(TYPINGS / "google", ignore_errors=True)
     TYPINGS.mkdir(exist_ok=True)
     api_sources = [f"google/api/{name}" for name in GOOGLE_API_FILES]
+    api_sources += [f"google/rpc/{name}" for name in GOOGLE_RPC_FILES]
     _run([*includes, *plugins, f"--mypy_out={TYPINGS}", *api_sources])
     for name in GOOGLE_API_FILES:
         target = VENDOR / "google" / "api" / name

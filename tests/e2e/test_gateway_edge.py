@@ -251,3 +251,15 @@ def test_p2_server_streaming_route_failing_at_once_gets_an_http_status(stack: St
     response = client.post(f"/api/v1/audit/orgs/{uuid.uuid4()}/exports", json={})
     assert response.status_code == 501
     assert response.json()["error"]["code"] == "UNIMPLEMENTED"
+
+
+def test_p2_service_errors_carry_google_rpc_details_as_json(stack: Stack) -> None:
+    """P2: a service refusal naming a field reaches the client as a google.rpc.BadRequest detail
+    in the JSON error body."""
+    response = _client(stack).post(
+        "/api/auth/sign-up", json={"email": "no-at-sign", "password": PASSWORD}
+    )
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert details[0]["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+    assert details[0]["fieldViolations"][0]["field"] == "email"

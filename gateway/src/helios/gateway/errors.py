@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
+from google.protobuf import json_format
+from google.rpc import error_details_pb2, status_pb2
 from starlette.responses import JSONResponse
 
 __all__ = ["EdgeError", "error_response", "http_status_for", "rpc_error_response"]
@@ -46,11 +50,33 @@ def http_status_for(code: grpc.StatusCode) -> int:
     return _HTTP_STATUS.get(code, 500)
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    """`{"error": {"code", "status", "message"}}` with the given HTTP status."""
-    return JSONResponse(
-        {"error": {"code": code, "status": status, "message": message}}, status_code=status
-    )
+# Imported for its side effect too: the google.rpc detail types must be in the default pool
+# for their Any-packed values to render as JSON.
+_DETAIL_TYPES = (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo)
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def error_response(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    """`{"error": {"code", "status", "message"[, "details"]}}` with the given HTTP status;
+    `details` are google.rpc error details in their JSON form (with `@type`)."""
+    body: dict[str, Any] = {"code": code, "status": status, "message": message}
+    if details:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def _details(error: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
+    for key, value in error.trailing_metadata() or ():
+        if key == _DETAILS_KEY and isinstance(value, bytes):
+            status = status_pb2.Status()
+            try:
+                status.ParseFromString(value)
+                return [json_format.MessageToDict(detail) for detail in status.details]
+            except Exception:  # an unreadable detail must not hide the error itself
+                return []
+    return []
 
 
 def rpc_error_response(error: grpc.aio.AioRpcError) -> JSONResponse:
@@ -59,4 +85,5 @@ def rpc_error_response(error: grpc.aio.AioRpcError) -> JSONResponse:
     message = "internal error" if code in _OPAQUE else (error.details() or code.name.lower())
     if code == grpc.StatusCode.UNAVAILABLE:
         message = "a backend service is unavailable; retry later"
-    return error_response(http_status_for(code), code.name, message)
+    details = [] if code in _OPAQUE else _details(error)
+    return error_response(http_status_for(code), code.name, message, details)

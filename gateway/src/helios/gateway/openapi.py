@@ -17,7 +17,9 @@ from helios.proto.identity.v1 import identity_pb2
 __all__ = ["build_document", "openapi_routes"]
 
 _INT32 = {"type": "integer", "format": "int32"}
-_INT64 = {"type": ["integer", "string"], "format": "int64"}
+# proto3 JSON writes 64-bit integers as strings and reads both forms.
+_INT64 = {"type": ["integer", "string"], "format": "int64", "pattern": r"^-?[0-9]+$"}
+_UINT64 = {"type": ["integer", "string"], "format": "int64", "minimum": 0, "pattern": r"^[0-9]+$"}
 _SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_DOUBLE: {"type": "number"},
     FieldDescriptor.TYPE_FLOAT: {"type": "number"},
@@ -29,8 +31,8 @@ _SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_INT64: _INT64,
     FieldDescriptor.TYPE_SINT64: _INT64,
     FieldDescriptor.TYPE_SFIXED64: _INT64,
-    FieldDescriptor.TYPE_UINT64: _INT64,
-    FieldDescriptor.TYPE_FIXED64: _INT64,
+    FieldDescriptor.TYPE_UINT64: _UINT64,
+    FieldDescriptor.TYPE_FIXED64: _UINT64,
     FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
     FieldDescriptor.TYPE_STRING: {"type": "string"},
     FieldDescriptor.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
@@ -54,6 +56,10 @@ _ERROR = {
                 "code": {"type": "string"},
                 "status": {"type": "integer"},
                 "message": {"type": "string"},
+                "details": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"@type": {"type": "string"}}},
+                },
             },
         }
     },
@@ -100,11 +106,21 @@ def _json_content(schema: dict[str, Any], media: str = "application/json") -> di
     return {"content": {media: {"schema": schema}}}
 
 
+def _path_schema(request: Descriptor, path: str) -> dict[str, Any]:
+    field = request.fields_by_name.get(path)
+    if field is None or field.message_type is not None or field.enum_type is not None:
+        return {"type": "string"}
+    schema = dict(_SCALARS[field.type])
+    if schema.get("type") == ["integer", "string"]:
+        schema["type"] = "string"  # a path segment is text; the pattern keeps it numeric
+    return schema
+
+
 def _operation(binding: HttpBinding, schemas: _Schemas) -> dict[str, Any]:
     method = binding.method
     request = method.input_type
     parameters: list[dict[str, Any]] = [
-        {"name": field, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": field, "in": "path", "required": True, "schema": _path_schema(request, field)}
         for field in binding.template.fields
     ]
     if binding.body != "*":

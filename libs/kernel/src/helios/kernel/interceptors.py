@@ -14,7 +14,7 @@ from opentelemetry import propagate, trace
 from helios.kernel.context import CallContext, call_scope
 from helios.kernel.errors import DomainError, UnauthenticatedError
 from helios.kernel.principal import METADATA_KEY, AssertionVerifier
-from helios.kernel.status import status_for
+from helios.kernel.status import DETAILS_KEY, rich_status, status_for
 from helios.kernel.tls import caller_from_pem
 from helios.proto.common.v1 import principal_pb2
 
@@ -74,6 +74,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self, context: grpc.aio.ServicerContext[Any, Any], method: str, exc: BaseException
     ) -> None:
         if isinstance(exc, DomainError):
+            details = rich_status(exc).SerializeToString()
+            context.set_trailing_metadata(((DETAILS_KEY, details),))
             await context.abort(status_for(exc), exc.message)
         if isinstance(exc, NotImplementedError):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from helios.kernel.errors import (
     AlreadyExistsError,
@@ -16,7 +18,7 @@ from helios.kernel.errors import (
     UnavailableError,
 )
 
-__all__ = ["status_for"]
+__all__ = ["DETAILS_KEY", "rich_status", "status_for"]
 
 _STATUS: dict[type[DomainError], grpc.StatusCode] = {
     InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -36,3 +38,27 @@ def status_for(error: DomainError) -> grpc.StatusCode:
         if cls in _STATUS:
             return _STATUS[cls]
     return grpc.StatusCode.UNKNOWN
+
+
+# Trailing metadata key of a serialized google.rpc.Status (the grpc-status convention).
+DETAILS_KEY = "grpc-status-details-bin"
+
+
+def rich_status(error: DomainError) -> status_pb2.Status:
+    """The google.rpc.Status of a domain error; an error naming a field carries a BadRequest
+    field violation so clients (and the gateway's JSON) can point at the input."""
+    code = status_for(error)
+    status = status_pb2.Status(code=code.value[0], message=error.message)
+    if error.field:
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=error.field, description=error.message
+                    )
+                ]
+            )
+        )
+        status.details.append(detail)
+    return status
