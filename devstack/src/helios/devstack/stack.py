@@ -30,7 +30,7 @@ GRPC_SERVICES = [
     ("authz", "helios.authz", ""),
     ("ai-broker", "helios.ai_broker", ""),
     ("audit", "helios.audit", "helios_audit"),
-    ("keyvault", "helios.keyvault", ""),
+    ("keyvault", "helios.keyvault", "helios_keyvault"),
 ]
 _CHEAP_ARGON2 = {"time_cost": "1", "memory_kib": "8192", "parallelism": "1"}
 
@@ -151,6 +151,8 @@ class Stack:
             "HELIOS_DATABASE_ROLE": role,
             "HELIOS_NATS_URL": self.nats_url,
         }
+        if name == "keyvault":
+            env["HELIOS_SEAL_STATE_DIR"] = str(self.state / "keyvault")
         if name == "identity":
             env["HELIOS_PRINCIPAL_SIGNING_KEY_FILE"] = str(self.state / "principal.key")
             if self.options.cheap_argon2:

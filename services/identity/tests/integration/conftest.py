@@ -19,7 +19,7 @@ from helios.identity.argon2_hasher import Argon2Hasher
 from helios.identity.rpc.servicer import IdentityServicer
 from helios.identity.service import IdentityService
 from helios.identity.store import tables
-from helios.identity.store.postgres import PostgresUnitOfWork
+from helios.identity.store.postgres import postgres_unit_of_work
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.clients import secure_channel
 from helios.kernel.migrations import migrate
@@ -107,7 +107,7 @@ async def start_identity(
         clock: Callable[[], dt.datetime] = utc_now,
         session_ttl: dt.timedelta = dt.timedelta(hours=12),
     ) -> IdentityServer:
-        uow = PostgresUnitOfWork(db_session, AuditRecorder("identity", tables.outbox), clock)
+        uow = postgres_unit_of_work(db_session, AuditRecorder("identity", tables.outbox), clock)
         service = IdentityService(
             uow,
             hasher or cheap_hasher(),

@@ -11,7 +11,7 @@ from helios.identity.rpc.servicer import IdentityServicer
 from helios.identity.service import IdentityService
 from helios.identity.settings import IdentitySettings
 from helios.identity.store import tables
-from helios.identity.store.postgres import PostgresUnitOfWork
+from helios.identity.store.postgres import postgres_unit_of_work
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.migrations import migrate
 from helios.kernel.principal import AssertionSigner, load_private_key
@@ -29,7 +29,7 @@ def _now() -> dt.datetime:
 
 def build_service(settings: IdentitySettings, runtime: ServiceRuntime) -> IdentityService:
     """The use cases over PostgreSQL, argon2id and the assertion signer."""
-    uow = PostgresUnitOfWork(
+    uow = postgres_unit_of_work(
         runtime.sessions, AuditRecorder(NAME, tables.outbox), _now, on_commit=runtime.relay.notify
     )
     hasher = Argon2Hasher(

@@ -1,8 +1,14 @@
 """`python -m helios.keyvault [serve|migrate]`."""
 
 from helios.kernel.cli import ServiceCommands, run_cli
-from helios.kernel.settings import GrpcSettings
-from helios.keyvault.wiring import NAME, wire
+from helios.keyvault.settings import KeyvaultSettings
+from helios.keyvault.wiring import NAME, migrate_schema, wire
 
 if __name__ == "__main__":
-    raise SystemExit(run_cli(ServiceCommands(name=NAME, settings_type=GrpcSettings, wire=wire)))
+    raise SystemExit(
+        run_cli(
+            ServiceCommands(
+                name=NAME, settings_type=KeyvaultSettings, wire=wire, migrate=migrate_schema
+            )
+        )
+    )

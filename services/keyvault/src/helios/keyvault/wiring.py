@@ -1,22 +1,69 @@
-"""keyvault's composition root: serves its v1 contract; every RPC answers UNIMPLEMENTED until #4."""
+"""Keyvault's composition root: the only place its adapters are built."""
 
 from __future__ import annotations
 
-from helios.kernel.runtime import StatelessRuntime
-from helios.kernel.settings import GrpcSettings
+import datetime as dt
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+from helios.kernel.audit_trail import AuditRecorder
+from helios.kernel.migrations import migrate
+from helios.kernel.runtime import ServiceRuntime
+from helios.keyvault.ports import SealProvider
+from helios.keyvault.rpc.servicer import KeyvaultServicer
+from helios.keyvault.seal import LocalSeal, SealError
+from helios.keyvault.service import KeyvaultService
+from helios.keyvault.settings import KeyvaultSettings
+from helios.keyvault.store import tables
+from helios.keyvault.store.postgres import postgres_unit_of_work
 from helios.proto.keyvault.v1 import keyvault_pb2, keyvault_pb2_grpc
 
-__all__ = ["NAME", "wire"]
+__all__ = ["NAME", "migrate_schema", "open_seal", "wire"]
 
 NAME = "keyvault"
 
 
-def wire(settings: GrpcSettings) -> StatelessRuntime:
-    """The process, not yet started."""
-    servicer = keyvault_pb2_grpc.KeyvaultServiceServicer()  # type: ignore[abstract]  # all UNIMPLEMENTED
-    return StatelessRuntime.serving(
-        NAME,
-        settings,
-        keyvault_pb2.DESCRIPTOR.services_by_name["KeyvaultService"],
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def open_seal(settings: KeyvaultSettings) -> SealProvider:
+    """The root of the key hierarchy; a wrong passphrase or a bad key file stops the process
+    with a clear message (exit status 2) before it serves anything."""
+    try:
+        settings.seal_state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if settings.seal_passphrase is not None:
+            return LocalSeal.from_passphrase(
+                settings.seal_passphrase.get_secret_value(),
+                settings.seal_state_dir,
+                time_cost=settings.seal_argon2_time_cost,
+                memory_kib=settings.seal_argon2_memory_kib,
+                parallelism=settings.seal_argon2_parallelism,
+            )
+        return LocalSeal.from_key_file(settings.seal_state_dir / "root.key")
+    except SealError as exc:
+        print(f"keyvault: cannot open the seal: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def wire(settings: KeyvaultSettings) -> ServiceRuntime:
+    """The whole keyvault process, not yet started."""
+    runtime = ServiceRuntime.build(NAME, settings, tables.outbox)
+    uow = postgres_unit_of_work(
+        runtime.sessions, AuditRecorder(NAME, tables.outbox), _now, on_commit=runtime.relay.notify
+    )
+    service = KeyvaultService(uow, open_seal(settings), _now)
+    # RPCs the servicer does not define answer UNIMPLEMENTED (the generated base class).
+    servicer = KeyvaultServicer(service)  # type: ignore[abstract]
+    runtime.grpc.add_service(
+        keyvault_pb2.DESCRIPTOR.services_by_name["KeyvaultService"].full_name,
         lambda server: keyvault_pb2_grpc.add_KeyvaultServiceServicer_to_server(servicer, server),
     )
+    return runtime
+
+
+def migrate_schema(settings: KeyvaultSettings) -> None:
+    """Upgrade the keyvault schema to head."""
+    location = Path(str(files("helios.keyvault.store") / "migrations"))
+    migrate(settings.database_url.get_secret_value(), tables.SCHEMA, location, tables.metadata)

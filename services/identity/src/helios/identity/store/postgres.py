@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,8 +17,9 @@ from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
 from helios.kernel.errors import AlreadyExistsError
+from helios.kernel.unit_of_work import SqlUnitOfWork
 
-__all__ = ["PostgresUnitOfWork"]
+__all__ = ["postgres_unit_of_work"]
 
 
 def _user(row: object) -> User:
@@ -147,23 +147,11 @@ class _Transaction:
         await self._recorder.record(self._s, change, ctx, self._clock())
 
 
-class PostgresUnitOfWork:
-    """One transaction per block; commits on success and then wakes the outbox relay."""
-
-    def __init__(
-        self,
-        sessions_factory: async_sessionmaker[AsyncSession],
-        recorder: AuditRecorder,
-        clock: Callable[[], dt.datetime],
-        on_commit: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._factory = sessions_factory
-        self._recorder = recorder
-        self._clock = clock
-        self._on_commit = on_commit
-
-    @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[IdentityTransaction]:
-        async with self._factory() as session, session.begin():
-            yield _Transaction(session, self._recorder, self._clock)
-        self._on_commit()
+def postgres_unit_of_work(
+    sessions: async_sessionmaker[AsyncSession],
+    recorder: AuditRecorder,
+    clock: Callable[[], dt.datetime],
+    on_commit: Callable[[], None] = lambda: None,
+) -> SqlUnitOfWork[IdentityTransaction]:
+    """The UnitOfWork port over PostgreSQL; commits wake the outbox relay via `on_commit`."""
+    return SqlUnitOfWork(sessions, lambda s: _Transaction(s, recorder, clock), on_commit)

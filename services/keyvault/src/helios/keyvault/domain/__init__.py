@@ -1,0 +1,1 @@
+"""Keyvault's pure model and rules: no I/O."""

@@ -1,0 +1,1 @@
+"""Keyvault's gRPC surface: thin servicer and proto conversion."""

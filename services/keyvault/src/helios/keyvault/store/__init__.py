@@ -1,0 +1,1 @@
+"""Keyvault's persistence: keys, versions with sealed material, migrations."""
