@@ -27,7 +27,7 @@ from helios.kernel.server import GrpcService
 from helios.kernel.tls import CertFiles
 from helios.keyvault.rpc.servicer import KeyvaultServicer
 from helios.keyvault.seal import LocalSeal
-from helios.keyvault.service import KeyvaultService
+from helios.keyvault.service import MAX_USES, KeyvaultService
 from helios.keyvault.store import tables
 from helios.keyvault.store.postgres import postgres_unit_of_work
 from helios.proto.common.v1 import principal_pb2
@@ -57,6 +57,7 @@ class Keyvault:
     signer: AssertionSigner
     server: GrpcService
     seal_dir: Path
+    service: KeyvaultService
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     def _stub(self, caller: str) -> keyvault_pb2_grpc.KeyvaultServiceStub:
@@ -94,14 +95,18 @@ async def start_keyvault(
     pki: dict[str, CertFiles],
     principal_keys: tuple[Path, Path],
     seal_dir: Path,
-) -> AsyncIterator[Callable[[], Awaitable[Keyvault]]]:
+) -> AsyncIterator[Callable[..., Awaitable[Keyvault]]]:
     """Start keyvault servers wired like wiring.py over the test's rolled-back sessions and the
     same root key file (a second one is a restart); all are stopped when the test ends."""
     started: list[Keyvault] = []
 
-    async def start() -> Keyvault:
-        uow = postgres_unit_of_work(db_session, AuditRecorder("keyvault", tables.outbox), utc_now)
-        service = KeyvaultService(uow, LocalSeal.from_key_file(seal_dir / "root.key"), utc_now)
+    async def start(
+        clock: Callable[[], dt.datetime] = utc_now, max_uses: int = MAX_USES
+    ) -> Keyvault:
+        uow = postgres_unit_of_work(db_session, AuditRecorder("keyvault", tables.outbox), clock)
+        service = KeyvaultService(
+            uow, LocalSeal.from_key_file(seal_dir / "root.key"), clock, max_uses=max_uses
+        )
         servicer = KeyvaultServicer(service)  # type: ignore[abstract]
         server = GrpcService(
             "keyvault", pki["keyvault"], AssertionVerifier([load_public_key(principal_keys[1])])
@@ -116,6 +121,7 @@ async def start_keyvault(
             signer=AssertionSigner(load_private_key(principal_keys[0])),
             server=server,
             seal_dir=seal_dir,
+            service=service,
         )
         started.append(running)
         return running
@@ -128,14 +134,14 @@ async def start_keyvault(
 
 
 @pytest.fixture
-async def keyvault(start_keyvault: Callable[[], Awaitable[Keyvault]]) -> Keyvault:
+async def keyvault(start_keyvault: Callable[..., Awaitable[Keyvault]]) -> Keyvault:
     """One running keyvault."""
     return await start_keyvault()
 
 
 @pytest.fixture
 def start_again(
-    start_keyvault: Callable[[], Awaitable[Keyvault]],
-) -> Callable[[], Awaitable[Keyvault]]:
+    start_keyvault: Callable[..., Awaitable[Keyvault]],
+) -> Callable[..., Awaitable[Keyvault]]:
     """Start another keyvault on the same database and root key (a restart)."""
     return start_keyvault

@@ -29,8 +29,14 @@ class KeyTransaction(Protocol):
         """Insert a key and its versions; raises AlreadyExistsError when the name is taken."""
         ...
 
-    async def add_version(self, key_id: uuid.UUID, version: KeyVersionRecord) -> None:
-        """Insert a new version and make it current."""
+    async def add_version(
+        self, key_id: uuid.UUID, version: KeyVersionRecord, next_rotation_at: dt.datetime | None
+    ) -> None:
+        """Insert a new version, make it current and set the next scheduled rotation."""
+        ...
+
+    async def due_for_rotation(self, now: dt.datetime, limit: int) -> list[uuid.UUID]:
+        """Ids of keys whose scheduled rotation is due, locked (SKIP LOCKED: replicas share)."""
         ...
 
     async def count_use(self, key_id: uuid.UUID, version: int, *, data_key: bool) -> None:

@@ -26,9 +26,22 @@ from helios.keyvault.domain.model import (
 )
 from helios.keyvault.ports import KeyTransaction, SealProvider, UnitOfWork
 
-__all__ = ["MAX_PLAINTEXT_BYTES", "Aad", "KeyvaultService", "Sealed"]
+__all__ = [
+    "DEFAULT_ROTATION",
+    "MAX_PLAINTEXT_BYTES",
+    "MAX_USES",
+    "Aad",
+    "KeyvaultService",
+    "Sealed",
+]
 
 MAX_PLAINTEXT_BYTES = 64 * 1024
+# Encryption keys rotate quarterly unless told otherwise (E6).
+DEFAULT_ROTATION = dt.timedelta(days=90)
+# A version is retired before 2^32 encryptions (random 96-bit nonces, NIST SP 800-38D).
+MAX_USES = 2**32 - 1
+_MIN_ROTATION = dt.timedelta(hours=1)
+_MAX_ROTATION = dt.timedelta(days=3650)
 # Services that may call keyvault for an org without a user principal (mTLS identity).
 _SERVICE_CALLERS = frozenset({"identity", "authz", "ai-broker", "audit", "gateway"})
 _UNDECRYPTABLE = "the ciphertext does not decrypt in this org and context"
@@ -60,11 +73,17 @@ class KeyvaultService:
     """Use cases over the ports and the seal provider (the root of the key hierarchy)."""
 
     def __init__(
-        self, uow: UnitOfWork, seal: SealProvider, clock: Callable[[], dt.datetime]
+        self,
+        uow: UnitOfWork,
+        seal: SealProvider,
+        clock: Callable[[], dt.datetime],
+        *,
+        max_uses: int = MAX_USES,
     ) -> None:
         self._uow = uow
         self._seal = seal
         self._clock = clock
+        self._max_uses = max_uses
 
     # --- access -------------------------------------------------------------------------------
 
@@ -101,9 +120,16 @@ class KeyvaultService:
         return KeyVersionRecord(version=number, created_at=self._clock(), sealed_material=sealed)
 
     async def create_key(
-        self, ctx: CallContext, org_id: str, name: str, purpose: int, algorithm: int
+        self,
+        ctx: CallContext,
+        org_id: str,
+        name: str,
+        purpose: int,
+        algorithm: int,
+        rotation_period: dt.timedelta | None = None,
     ) -> KeyRecord:
-        """A new key with version 1; raises InvalidArgumentError or AlreadyExistsError."""
+        """A new key with version 1; encryption keys rotate quarterly unless `rotation_period`
+        says otherwise. Raises InvalidArgumentError or AlreadyExistsError."""
         org = self.org_of(ctx, org_id)
         if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").isalnum():
             raise InvalidArgumentError(
@@ -124,6 +150,13 @@ class KeyvaultService:
             raise InvalidArgumentError(
                 "purpose and algorithm do not go together", field="algorithm"
             )
+        if rotation_period is None and purpose == PURPOSE_ENCRYPTION:
+            rotation_period = DEFAULT_ROTATION
+        if rotation_period is not None and not _MIN_ROTATION <= rotation_period <= _MAX_ROTATION:
+            raise InvalidArgumentError(
+                "rotation_period must be between 1 hour and 10 years", field="rotation_period"
+            )
+        now = self._clock()
         key_id = uuid.uuid4()
         key = KeyRecord(
             id=key_id,
@@ -133,7 +166,9 @@ class KeyvaultService:
             algorithm=algo,
             current_version=1,
             min_decryption_version=1,
-            created_at=self._clock(),
+            created_at=now,
+            rotation_period=rotation_period,
+            next_rotation_at=now + rotation_period if rotation_period else None,
             versions=[self._new_version(key_id, 1, algo)],
         )
         async with self._uow() as tx:
@@ -160,12 +195,37 @@ class KeyvaultService:
         org = self.org_of(ctx, org_id)
         async with self._uow() as tx:
             key = self._usable(await self._owned(tx, org, key_id, for_update=True))
-            version = self._new_version(key.id, key.current_version + 1, key.algorithm)
-            await tx.add_version(key.id, version)
-            await tx.record(
-                self._change("keyvault.key.rotate", key, {"new_version": version.version}), ctx
-            )
+            await self._rotate(tx, key, ctx, "requested")
             return await self._owned(tx, org, key_id)
+
+    async def _rotate(
+        self, tx: KeyTransaction, key: KeyRecord, ctx: CallContext, reason: str
+    ) -> int:
+        """Add the next version to a key locked by the caller's transaction; audited."""
+        now = self._clock()
+        version = self._new_version(key.id, key.current_version + 1, key.algorithm)
+        following = now + key.rotation_period if key.rotation_period else None
+        await tx.add_version(key.id, version, following)
+        await tx.record(
+            self._change(
+                "keyvault.key.rotate", key, {"new_version": version.version, "reason": reason}
+            ),
+            ctx,
+        )
+        key.current_version = version.version
+        key.versions.append(version)
+        return version.version
+
+    async def rotate_due(self, ctx: CallContext, batch: int = 100) -> int:
+        """Rotate every key whose scheduled rotation is due (any replica may run this: due keys
+        are locked with SKIP LOCKED); returns how many were rotated."""
+        async with self._uow() as tx:
+            due = await tx.due_for_rotation(self._clock(), batch)
+            for key_id in due:
+                key = await tx.key(key_id, for_update=True)
+                if key is not None and key.destroyed_at is None:
+                    await self._rotate(tx, key, ctx, "scheduled")
+        return len(due)
 
     async def set_min_decryption_version(
         self, ctx: CallContext, org_id: str, key_id: str, version: int
@@ -251,6 +311,12 @@ class KeyvaultService:
             key = self._usable(await self._owned(tx, org, key_id))
             if key.purpose != PURPOSE_ENCRYPTION:
                 raise FailedPreconditionError("the key is not an encryption key")
+            current = key.version(key.current_version)
+            if current is not None and current.use_count + 1 >= self._max_uses:
+                key = self._usable(await self._owned(tx, org, key_id, for_update=True))
+                current = key.version(key.current_version)
+                if current is not None and current.use_count + 1 >= self._max_uses:
+                    await self._rotate(tx, key, ctx, "use limit")
             version = key.current_version
             blob = ciphertext.seal(
                 self._material(key, version),

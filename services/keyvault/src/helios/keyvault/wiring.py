@@ -11,6 +11,7 @@ from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.migrations import migrate
 from helios.kernel.runtime import ServiceRuntime
 from helios.keyvault.ports import SealProvider
+from helios.keyvault.rotation import ScheduledRotation
 from helios.keyvault.rpc.servicer import KeyvaultServicer
 from helios.keyvault.seal import LocalSeal, SealError
 from helios.keyvault.service import KeyvaultService
@@ -56,6 +57,7 @@ def wire(settings: KeyvaultSettings) -> ServiceRuntime:
     service = KeyvaultService(uow, open_seal(settings), _now)
     # RPCs the servicer does not define answer UNIMPLEMENTED (the generated base class).
     servicer = KeyvaultServicer(service)  # type: ignore[abstract]
+    runtime.grpc.add_background(ScheduledRotation(service, settings.rotation_check_seconds).run)
     runtime.grpc.add_service(
         keyvault_pb2.DESCRIPTOR.services_by_name["KeyvaultService"].full_name,
         lambda server: keyvault_pb2_grpc.add_KeyvaultServiceServicer_to_server(servicer, server),

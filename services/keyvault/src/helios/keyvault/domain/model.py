@@ -38,6 +38,8 @@ class KeyRecord:
     min_decryption_version: int
     created_at: dt.datetime
     destroyed_at: dt.datetime | None = None
+    rotation_period: dt.timedelta | None = None
+    next_rotation_at: dt.datetime | None = None
     versions: list[KeyVersionRecord] = field(default_factory=list)
 
     def version(self, number: int) -> KeyVersionRecord | None:

@@ -41,6 +41,10 @@ def key_to_proto(key: KeyRecord) -> keyvault_pb2.Key:
         min_decryption_version=key.min_decryption_version,
     )
     message.create_time.FromDatetime(key.created_at)
+    if key.rotation_period is not None:
+        message.rotation_period.FromTimedelta(key.rotation_period)
+    if key.next_rotation_at is not None:
+        message.next_rotation_time.FromDatetime(key.next_rotation_at)
     if key.destroyed_at is not None:
         message.destroy_time.FromDatetime(key.destroyed_at)
     for version in reversed(key.versions):

@@ -33,8 +33,16 @@ class KeyvaultServicer(keyvault_pb2_grpc.KeyvaultServiceServicer):
     async def CreateKey(  # noqa: N802 - gRPC method name
         self, request: keyvault_pb2.CreateKeyRequest, context: Context
     ) -> keyvault_pb2.CreateKeyResponse:
+        period = (
+            request.rotation_period.ToTimedelta() if request.HasField("rotation_period") else None
+        )
         key = await self._service.create_key(
-            current_call(), request.org_id, request.name, request.purpose, request.algorithm
+            current_call(),
+            request.org_id,
+            request.name,
+            request.purpose,
+            request.algorithm,
+            period,
         )
         return keyvault_pb2.CreateKeyResponse(key=key_to_proto(key))
 

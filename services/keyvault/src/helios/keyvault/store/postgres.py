@@ -46,6 +46,12 @@ def _key(row: Row[Any], versions: list[KeyVersionRecord]) -> KeyRecord:
         min_decryption_version=row.min_decryption_version,
         created_at=row.created_at,
         destroyed_at=row.destroyed_at,
+        rotation_period=(
+            dt.timedelta(seconds=row.rotation_period_seconds)
+            if row.rotation_period_seconds
+            else None
+        ),
+        next_rotation_at=row.next_rotation_at,
         versions=versions,
     )
 
@@ -101,6 +107,12 @@ class _Transaction:
                         current_version=key.current_version,
                         min_decryption_version=key.min_decryption_version,
                         created_at=key.created_at,
+                        rotation_period_seconds=(
+                            int(key.rotation_period.total_seconds())
+                            if key.rotation_period
+                            else None
+                        ),
+                        next_rotation_at=key.next_rotation_at,
                     )
                 )
         except IntegrityError as exc:
@@ -120,11 +132,29 @@ class _Transaction:
             )
         )
 
-    async def add_version(self, key_id: uuid.UUID, version: KeyVersionRecord) -> None:
+    async def add_version(
+        self, key_id: uuid.UUID, version: KeyVersionRecord, next_rotation_at: dt.datetime | None
+    ) -> None:
         await self._insert_version(key_id, version)
         await self._s.execute(
-            update(keys).where(keys.c.id == key_id).values(current_version=version.version)
+            update(keys)
+            .where(keys.c.id == key_id)
+            .values(current_version=version.version, next_rotation_at=next_rotation_at)
         )
+
+    async def due_for_rotation(self, now: dt.datetime, limit: int) -> list[uuid.UUID]:
+        rows = await self._s.execute(
+            select(keys.c.id)
+            .where(
+                keys.c.destroyed_at.is_(None),
+                keys.c.next_rotation_at.is_not(None),
+                keys.c.next_rotation_at <= now,
+            )
+            .order_by(keys.c.next_rotation_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(rows.scalars())
 
     async def count_use(self, key_id: uuid.UUID, version: int, *, data_key: bool) -> None:
         live = key_versions.c.live_data_keys if data_key else key_versions.c.live_ciphertexts

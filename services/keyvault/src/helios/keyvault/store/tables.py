@@ -36,6 +36,8 @@ keys = Table(
     Column("min_decryption_version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("destroyed_at", DateTime(timezone=True)),
+    Column("rotation_period_seconds", Integer),
+    Column("next_rotation_at", DateTime(timezone=True)),
     UniqueConstraint("org_id", "name", name="keys_org_name"),
 )
 
