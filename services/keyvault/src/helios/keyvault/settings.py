@@ -14,9 +14,19 @@ __all__ = ["KeyvaultSettings"]
 
 class KeyvaultSettings(ServiceSettings):
     """`local` seal: a root key file (created 0600 on first start) or, when a passphrase is
-    set, a root key derived from it with argon2id."""
+    set, a root key derived from it with argon2id; `vault` seal: the root key kept encrypted by
+    HashiCorp Vault's transit engine and decrypted there at start."""
 
-    seal_provider: Literal["local"] = "local"
+    seal_provider: Literal["local", "vault"] = "local"
+    vault_addr: str | None = Field(
+        default=None, description="Vault address, e.g. https://vault.internal:8200 (provider vault)"
+    )
+    vault_token: SecretStr | None = Field(
+        default=None, description="token with update on <mount>/encrypt|decrypt/<key>"
+    )
+    vault_transit_key: str = Field(default="helios-keyvault", min_length=1)
+    vault_mount: str = Field(default="transit", min_length=1)
+    vault_ca_file: Path | None = Field(default=None, description="CA bundle for Vault's TLS")
     seal_state_dir: Path = Field(description="where the root key file (or salt and check) live")
     seal_passphrase: SecretStr | None = Field(
         default=None, description="derive the root key from this passphrase instead of a file"

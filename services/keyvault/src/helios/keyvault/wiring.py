@@ -18,6 +18,7 @@ from helios.keyvault.service import KeyvaultService
 from helios.keyvault.settings import KeyvaultSettings
 from helios.keyvault.store import tables
 from helios.keyvault.store.postgres import postgres_unit_of_work
+from helios.keyvault.vault_seal import VaultTransitSeal
 from helios.proto.keyvault.v1 import keyvault_pb2, keyvault_pb2_grpc
 
 __all__ = ["NAME", "migrate_schema", "open_seal", "wire"]
@@ -34,6 +35,19 @@ def open_seal(settings: KeyvaultSettings) -> SealProvider:
     with a clear message (exit status 2) before it serves anything."""
     try:
         settings.seal_state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if settings.seal_provider == "vault":
+            if not settings.vault_addr or settings.vault_token is None:
+                raise SealError(
+                    "seal provider vault needs HELIOS_VAULT_ADDR and HELIOS_VAULT_TOKEN"
+                )
+            return VaultTransitSeal.open(
+                settings.vault_addr,
+                settings.vault_token.get_secret_value(),
+                settings.vault_transit_key,
+                settings.seal_state_dir,
+                mount_point=settings.vault_mount,
+                ca_file=settings.vault_ca_file,
+            )
         if settings.seal_passphrase is not None:
             return LocalSeal.from_passphrase(
                 settings.seal_passphrase.get_secret_value(),
