@@ -18,7 +18,9 @@ def stack(server_url: str) -> Iterator[Stack]:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     database_url = f"{server_url.rsplit('/', 1)[0]}/{name}"
-    running = Stack(StackOptions(database_url=database_url, http_port=0, cheap_argon2=True))
+    running = Stack(
+        StackOptions(database_url=database_url, http_port=0, cheap_argon2=True, log_level="DEBUG")
+    )
     running.start()
     try:
         yield running

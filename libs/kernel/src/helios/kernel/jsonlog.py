@@ -68,6 +68,8 @@ def _redact_value(key: str, value: Any) -> Any:
     return redact(str(value))
 
 
+_QUIET_LIBRARIES = ("sqlalchemy", "alembic", "nats", "hvac", "urllib3", "botocore", "boto3")
+
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",
@@ -120,3 +122,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Libraries that log statement parameters or payloads at INFO/DEBUG stay at WARNING whatever
+    # the level: SQL parameters carry hashes and sealed material, NATS payloads carry events.
+    for noisy in _QUIET_LIBRARIES:
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -93,6 +93,8 @@ class KeyvaultService:
         mTLS identity) may name any org. Raises PermissionDeniedError otherwise."""
         if ctx.principal is not None:
             own = ctx.principal.org_id
+            if not own:
+                raise PermissionDeniedError("keys belong to an org: join one first")
             if requested and requested != own:
                 raise PermissionDeniedError("keys of another org are out of reach")
             return own
