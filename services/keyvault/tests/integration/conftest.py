@@ -27,9 +27,11 @@ from helios.kernel.server import GrpcService
 from helios.kernel.tls import CertFiles
 from helios.keyvault.rpc.servicer import KeyvaultServicer
 from helios.keyvault.seal import LocalSeal
+from helios.keyvault.secrets_store import SecretStore
 from helios.keyvault.service import MAX_USES, KeyvaultService
 from helios.keyvault.store import tables
 from helios.keyvault.store.postgres import postgres_unit_of_work
+from helios.keyvault.store.secrets_postgres import postgres_secret_unit_of_work
 from helios.proto.common.v1 import principal_pb2
 from helios.proto.keyvault.v1 import keyvault_pb2_grpc
 
@@ -104,10 +106,16 @@ async def start_keyvault(
         clock: Callable[[], dt.datetime] = utc_now, max_uses: int = MAX_USES
     ) -> Keyvault:
         uow = postgres_unit_of_work(db_session, AuditRecorder("keyvault", tables.outbox), clock)
-        service = KeyvaultService(
-            uow, LocalSeal.from_key_file(seal_dir / "root.key"), clock, max_uses=max_uses
+        seal = LocalSeal.from_key_file(seal_dir / "root.key")
+        service = KeyvaultService(uow, seal, clock, max_uses=max_uses)
+        secrets = SecretStore(
+            postgres_secret_unit_of_work(
+                db_session, AuditRecorder("keyvault", tables.outbox), clock
+            ),
+            seal,
+            clock,
         )
-        servicer = KeyvaultServicer(service)  # type: ignore[abstract]
+        servicer = KeyvaultServicer(service, secrets)  # type: ignore[abstract]
         server = GrpcService(
             "keyvault", pki["keyvault"], AssertionVerifier([load_public_key(principal_keys[1])])
         )

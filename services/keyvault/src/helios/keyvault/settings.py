@@ -34,4 +34,8 @@ class KeyvaultSettings(ServiceSettings):
     seal_argon2_time_cost: int = Field(default=3, ge=1, le=20)
     seal_argon2_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
     seal_argon2_parallelism: int = Field(default=4, ge=1, le=64)
+    secrets_callers: frozenset[str] = Field(
+        default=frozenset({"identity", "gateway", "audit", "ai-broker", "authz"}),
+        description="services (mTLS identities) that may use platform secrets, a JSON list",
+    )
     rotation_check_seconds: float = Field(default=60.0, gt=0, le=86400)

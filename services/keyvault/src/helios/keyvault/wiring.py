@@ -14,10 +14,12 @@ from helios.keyvault.ports import SealProvider
 from helios.keyvault.rotation import ScheduledRotation
 from helios.keyvault.rpc.servicer import KeyvaultServicer
 from helios.keyvault.seal import LocalSeal, SealError
+from helios.keyvault.secrets_store import SecretStore
 from helios.keyvault.service import KeyvaultService
 from helios.keyvault.settings import KeyvaultSettings
 from helios.keyvault.store import tables
 from helios.keyvault.store.postgres import postgres_unit_of_work
+from helios.keyvault.store.secrets_postgres import postgres_secret_unit_of_work
 from helios.keyvault.vault_seal import VaultTransitSeal
 from helios.proto.keyvault.v1 import keyvault_pb2, keyvault_pb2_grpc
 
@@ -65,12 +67,20 @@ def open_seal(settings: KeyvaultSettings) -> SealProvider:
 def wire(settings: KeyvaultSettings) -> ServiceRuntime:
     """The whole keyvault process, not yet started."""
     runtime = ServiceRuntime.build(NAME, settings, tables.outbox)
-    uow = postgres_unit_of_work(
-        runtime.sessions, AuditRecorder(NAME, tables.outbox), _now, on_commit=runtime.relay.notify
+    recorder = AuditRecorder(NAME, tables.outbox)
+    notify = runtime.relay.notify
+    seal = open_seal(settings)
+    service = KeyvaultService(
+        postgres_unit_of_work(runtime.sessions, recorder, _now, on_commit=notify), seal, _now
     )
-    service = KeyvaultService(uow, open_seal(settings), _now)
+    secrets = SecretStore(
+        postgres_secret_unit_of_work(runtime.sessions, recorder, _now, on_commit=notify),
+        seal,
+        _now,
+        callers=settings.secrets_callers,
+    )
     # RPCs the servicer does not define answer UNIMPLEMENTED (the generated base class).
-    servicer = KeyvaultServicer(service)  # type: ignore[abstract]
+    servicer = KeyvaultServicer(service, secrets)  # type: ignore[abstract]
     runtime.grpc.add_background(ScheduledRotation(service, settings.rotation_check_seconds).run)
     runtime.grpc.add_service(
         keyvault_pb2.DESCRIPTOR.services_by_name["KeyvaultService"].full_name,

@@ -16,6 +16,8 @@ from helios.keyvault.rpc.convert import (
     jwk_to_proto,
     key_to_proto,
 )
+from helios.keyvault.rpc.secrets import SecretsRpc
+from helios.keyvault.secrets_store import SecretStore
 from helios.keyvault.service import KeyvaultService
 from helios.proto.keyvault.v1 import keyvault_pb2, keyvault_pb2_grpc
 
@@ -24,11 +26,12 @@ __all__ = ["KeyvaultServicer"]
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-class KeyvaultServicer(keyvault_pb2_grpc.KeyvaultServiceServicer):
+class KeyvaultServicer(SecretsRpc, keyvault_pb2_grpc.KeyvaultServiceServicer):
     """Thin handlers; errors are mapped to status codes by the kernel interceptor."""
 
-    def __init__(self, service: KeyvaultService) -> None:
+    def __init__(self, service: KeyvaultService, secrets: SecretStore) -> None:
         self._service = service
+        self._secrets = secrets
 
     async def CreateKey(  # noqa: N802 - gRPC method name
         self, request: keyvault_pb2.CreateKeyRequest, context: Context
