@@ -79,8 +79,7 @@ def wire(settings: KeyvaultSettings) -> ServiceRuntime:
         _now,
         callers=settings.secrets_callers,
     )
-    # RPCs the servicer does not define answer UNIMPLEMENTED (the generated base class).
-    servicer = KeyvaultServicer(service, secrets)  # type: ignore[abstract]
+    servicer = KeyvaultServicer(service, secrets)
     runtime.grpc.add_background(ScheduledRotation(service, settings.rotation_check_seconds).run)
     runtime.grpc.add_service(
         keyvault_pb2.DESCRIPTOR.services_by_name["KeyvaultService"].full_name,
