@@ -217,6 +217,27 @@ async def test_e4_destroy_key_erases_material_and_nothing_decrypts(
     assert all(SECRET not in p for p in payloads)
 
 
+async def test_e4_destroyed_key_stays_unreadable_after_a_restart(
+    keyvault: Any, start_again: Any
+) -> None:
+    """E4: crypto-shredding survives a restart: a fresh keyvault on the same root key and
+    database still refuses the destroyed key's ciphertexts."""
+    stub, meta = keyvault.as_user(ORG_A)
+    key = await _key(stub, meta)
+    sealed = await stub.Encrypt(
+        kv.EncryptRequest(key_id=key.key_id, plaintext=SECRET, context=CONTEXT), metadata=meta
+    )
+    await stub.DestroyKey(kv.DestroyKeyRequest(key_id=key.key_id), metadata=meta)
+    second = await start_again()
+    stub2, meta2 = second.as_user(ORG_A)
+    await _refused(
+        stub2.Decrypt(
+            kv.DecryptRequest(ciphertext=sealed.ciphertext, context=CONTEXT), metadata=meta2
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+
+
 async def test_e4_data_survives_a_restart_with_the_same_root_key(
     keyvault: Any, start_again: Any
 ) -> None:
