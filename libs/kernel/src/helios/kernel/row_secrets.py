@@ -24,6 +24,18 @@ Editing the wrapped key yields another (or no) data key, and editing the nonce o
 fails the tag. Every such failure raises `InvalidArgumentError` whose message names no key or
 plaintext bytes.
 
+Rewrap (E6): after keyvault rotates the key, `RowCipher.rewrap` swaps a stored value's wrapped
+data key for one wrapped under the key's current version (keyvault's Rewrap: no plaintext leaves
+keyvault). The data key itself does not change, so the nonce and AES-GCM part of the value stay
+as they are. Rows sharing one wrapped data key cost one Rewrap call: the mapping old wrapped key
+-> new wrapped key is cached (at most `max_rewrapped` entries, least recently used dropped first).
+This matters beyond speed: keyvault moves one live data key from the old version to the new one
+per Rewrap call, so rewrapping the same data key twice would count it twice (another
+`RowCipher`, e.g. in another process, does not know this mapping: see `rewrap_job` on reruns).
+`wrapped_version` reads the key version a value's data key is wrapped under (from keyvault's
+ciphertext header), so a job can skip values already on its target version without calling
+keyvault. See `helios.kernel.rewrap_job` for the job that walks a table.
+
 Cache bounds (all per `RowCipher`): a data key encrypts for at most `max_age` seconds,
 `max_uses` values and `max_bytes` plaintext bytes before a new one is generated; at most
 `max_keys` data keys are cached for encryption and as many unwrapped keys for decryption (least
@@ -70,6 +82,8 @@ __all__ = [
     "DataKeyClient",
     "GrpcDataKeyClient",
     "RowCipher",
+    "StaleKeyVersionError",
+    "wrapped_version",
 ]
 
 MAGIC = b"HRS1"
@@ -79,6 +93,11 @@ TAG_SIZE = 16
 _WRAPPED_LENGTH = struct.Struct(">H")
 _FIELD_LENGTH = struct.Struct(">I")
 _PREFIX = len(MAGIC) + _WRAPPED_LENGTH.size
+# keyvault ciphertext header: b"HLV", format 1, kind, algorithm, key id (16), version (uint32)
+_KEYVAULT_MAGIC = b"HLV"
+_KEYVAULT_FORMAT_V1 = 0x01
+_KEYVAULT_VERSION = struct.Struct(">I")
+_KEYVAULT_VERSION_AT = 22
 _DOES_NOT_OPEN = (
     "the stored value does not open for this org, table, column and row "
     "(it was moved, altered or truncated)"
@@ -103,6 +122,25 @@ class DataKeyClient(Protocol):
         InvalidArgumentError when it does not open in this org and (table, column), another
         DomainError when keyvault refuses otherwise (e.g. the key was destroyed)."""
         ...
+
+    async def rewrap(self, org_id: str, wrapped: bytes, table: str, column: str) -> bytes:
+        """`wrapped` re-wrapped by keyvault under its key's current version (same data key, same
+        binding to org, table and column); no plaintext leaves keyvault. When the version
+        changes, keyvault moves one live data key from the old version to the new one in
+        KeyInventory, so call it once per distinct wrapped key. Raises InvalidArgumentError
+        when it does not open in this org and (table, column), another DomainError when
+        keyvault refuses otherwise (e.g. the version is destroyed or below the minimum)."""
+        ...
+
+
+class StaleKeyVersionError(FailedPreconditionError):
+    """keyvault's current version of the key is below the version a rewrap was asked to reach:
+    the key has not been rotated (far enough). `value` is the value rewrapped to the current
+    version when keyvault did move its data key forward (store it), else None."""
+
+    def __init__(self, message: str, *, value: bytes | None = None) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 class GrpcDataKeyClient:
@@ -158,6 +196,24 @@ class GrpcDataKeyClient:
             raise mapped from None
         return reply.plaintext_data_key
 
+    async def rewrap(self, org_id: str, wrapped: bytes, table: str, column: str) -> bytes:
+        """Rewrap with AadContext {table, row_id: "", column}."""
+        request = keyvault_pb2.RewrapRequest(
+            org_id=org_id,
+            ciphertext=wrapped,
+            context=keyvault_pb2.AadContext(table=table, row_id="", column=column),
+        )
+        try:
+            reply = await self._stub.Rewrap(
+                request, metadata=self._metadata(), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            mapped = _domain_error(error)
+            if mapped is None:
+                raise
+            raise mapped from None
+        return reply.ciphertext
+
 
 def _domain_error(error: grpc.aio.AioRpcError) -> DomainError | None:
     """The domain error a keyvault refusal means to our caller; anything else (a wrong key id,
@@ -191,8 +247,15 @@ class _UnwrappedKey:
     created: float
 
 
+@dataclass(slots=True)
+class _RewrappedKey:
+    wrapped: bytes
+    version: int
+    created: float
+
+
 _K = TypeVar("_K", bound=Hashable)
-_V = TypeVar("_V", _EncryptingKey, _UnwrappedKey)
+_V = TypeVar("_V", _EncryptingKey, _UnwrappedKey, _RewrappedKey)
 
 
 class _Slot(Generic[_V]):
@@ -217,6 +280,15 @@ class _SlotCache(Generic[_K, _V]):
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    def peek(self, key: _K) -> _V | None:
+        """The entry cached for `key`, if any, without creating a slot or marking it used."""
+        found = self._slots.get(key)
+        return None if found is None else found.entry
+
+    def entries(self) -> list[tuple[_K, _V]]:
+        """The filled slots' keys and entries (a snapshot)."""
+        return [(k, s.entry) for k, s in self._slots.items() if s.entry is not None]
 
     def slot(self, key: _K, now: float) -> _Slot[_V]:
         """The slot for `key` (created if needed), marked most recently used."""
@@ -290,6 +362,29 @@ def _parse(blob: bytes) -> tuple[bytes, bytes, bytes]:
     )
 
 
+def _key_version(wrapped: bytes) -> int:
+    """The keyvault key version a wrapped data key is wrapped under, from keyvault's ciphertext
+    header; InvalidArgumentError when `wrapped` is not in that format (v1)."""
+    end = _KEYVAULT_VERSION_AT + _KEYVAULT_VERSION.size
+    if (
+        len(wrapped) < end
+        or wrapped[: len(_KEYVAULT_MAGIC)] != _KEYVAULT_MAGIC
+        or wrapped[len(_KEYVAULT_MAGIC)] != _KEYVAULT_FORMAT_V1
+    ):
+        raise InvalidArgumentError("the wrapped data key is not in keyvault's ciphertext format")
+    (version,) = _KEYVAULT_VERSION.unpack_from(wrapped, _KEYVAULT_VERSION_AT)
+    return int(version)
+
+
+def wrapped_version(value: bytes) -> int:
+    """The keyvault key version that wraps the data key of a stored (HRS1) value. Reads only
+    the clear header, calls nobody and proves nothing about authenticity (keyvault checks that on
+    unwrap). Raises InvalidArgumentError when the value is not HRS1 or its wrapped key is not in
+    keyvault's ciphertext format."""
+    wrapped, _, _ = _parse(value)
+    return _key_version(wrapped)
+
+
 def _aead(key: bytes) -> AESGCM:
     if len(key) != DATA_KEY_SIZE:
         raise ValueError("the data key client returned a key that is not 32 bytes")
@@ -301,7 +396,8 @@ class RowCipher:
 
     `key_for(org_id)` names the keyvault encryption key (its id) that wraps the org's data keys;
     it is asked on every encryption, so switching keys takes effect at once. `clock` is a
-    monotonic clock in seconds (tests inject one).
+    monotonic clock in seconds (tests inject one). `max_rewrapped` bounds the rewrap cache (old
+    wrapped key -> new wrapped key); its entries hold no key material and do not age out.
     """
 
     def __init__(
@@ -314,9 +410,12 @@ class RowCipher:
         max_bytes: int = 1 << 30,
         max_keys: int = 1000,
         clock: Callable[[], float] = time.monotonic,
+        max_rewrapped: int = 10_000,
     ) -> None:
-        if max_age <= 0 or max_uses < 1 or max_bytes < 1 or max_keys < 1:
-            raise ValueError("max_age, max_uses, max_bytes and max_keys must be positive")
+        if max_age <= 0 or max_uses < 1 or max_bytes < 1 or max_keys < 1 or max_rewrapped < 1:
+            raise ValueError(
+                "max_age, max_uses, max_bytes, max_keys and max_rewrapped must be positive"
+            )
         self._client = client
         self._key_for = key_for
         self._max_age = max_age
@@ -327,6 +426,7 @@ class RowCipher:
             max_keys, max_age
         )
         self._unwrapped: _SlotCache[bytes, _UnwrappedKey] = _SlotCache(max_keys, max_age)
+        self._rewrapped: _SlotCache[bytes, _RewrappedKey] = _SlotCache(max_rewrapped, float("inf"))
 
     async def encrypt(
         self, org_id: str, table: str, column: str, row_id: str, plaintext: bytes
@@ -363,6 +463,108 @@ class RowCipher:
             return aead.decrypt(nonce, sealed, associated)
         except InvalidTag:
             raise InvalidArgumentError(_DOES_NOT_OPEN) from None
+
+    async def rewrap(
+        self,
+        org_id: str,
+        table: str,
+        column: str,
+        row_id: str,
+        value: bytes,
+        *,
+        target_version: int | None = None,
+    ) -> bytes | None:
+        """`value` with only its wrapped data key replaced by the same data key wrapped under the
+        key's current version (nonce and AES-GCM part unchanged, so it decrypts as before), or
+        None when there is nothing to do: its key version is already >= `target_version`
+        (decided from the header, without calling keyvault), or, without a target, keyvault's
+        current version is the one it already has.
+
+        Values sharing one wrapped data key cost one Rewrap call: the new wrapped key is cached
+        per old one and never asked for again for it (keyvault would count the data key twice);
+        to go further after another rotation, the cached new form is rewrapped instead.
+
+        Raises StaleKeyVersionError when keyvault's current version is below `target_version`;
+        if keyvault has moved the data key forward all the same, the error's `value` is the
+        rewrapped value (store it: keyvault already counts its data key under the new version).
+        Raises InvalidArgumentError when the value is malformed or its data key does not open in
+        this org, table and column; another DomainError when keyvault refuses otherwise. The
+        row id is only checked to be well-formed: the value's own tag is not verified here (that
+        needs the data key; `decrypt` does it).
+        """
+        _associated_data(org_id, table, column, row_id)
+        wrapped, _, _ = _parse(value)
+        version = _key_version(wrapped)
+        if target_version is not None and version >= target_version:
+            return None
+        entry = await self._rewrapped_key(org_id, table, column, wrapped, target_version)
+        moved = (
+            None
+            if entry.version <= version
+            else b"".join(
+                (
+                    MAGIC,
+                    _WRAPPED_LENGTH.pack(len(entry.wrapped)),
+                    entry.wrapped,
+                    value[_PREFIX + len(wrapped) :],
+                )
+            )
+        )
+        if target_version is not None and entry.version < target_version:
+            raise StaleKeyVersionError(
+                f"the key's current version is {entry.version}, below the target version "
+                f"{target_version}: rotate the key first",
+                value=moved,
+            )
+        return moved
+
+    async def _rewrapped_key(
+        self, org_id: str, table: str, column: str, wrapped: bytes, target_version: int | None
+    ) -> _RewrappedKey:
+        slot = self._rewrapped.slot(_unwrap_id(org_id, table, column, wrapped), self._clock())
+
+        def fresh(found: _RewrappedKey | None) -> bool:
+            return found is not None and (target_version is None or found.version >= target_version)
+
+        entry = slot.entry
+        if entry is not None and fresh(entry):
+            return entry
+        async with slot.lock:
+            entry = slot.entry
+            if entry is not None and fresh(entry):
+                return entry
+            # Never the same old form twice: keyvault moves a live data key per call.
+            source = wrapped if entry is None else entry.wrapped
+            try:
+                new = await self._client.rewrap(org_id, source, table, column)
+            except InvalidArgumentError:
+                raise InvalidArgumentError(_DOES_NOT_OPEN) from None
+            if len(new) > 0xFFFF:
+                raise ValueError("the data key client returned a wrapped key that is too long")
+            new_version = _key_version(new)
+            if entry is not None and new_version <= entry.version:
+                return entry  # still the current version: keyvault moved nothing
+            now = self._clock()
+            entry = _RewrappedKey(wrapped=new, version=new_version, created=now)
+            slot.entry = entry
+            if new_version > _key_version(source):
+                self._follow(org_id, table, column, source, new, now)
+            return entry
+
+    def _follow(
+        self, org_id: str, table: str, column: str, old: bytes, new: bytes, now: float
+    ) -> None:
+        """Point this process's caches at the rewrapped key: values encrypted from now on carry
+        the new wrapped key (keyvault has moved the data key's count to the new version), and an
+        already unwrapped data key is reused for the new wrapped form."""
+        for (org, _, tbl, col), encrypting in self._encrypting.entries():
+            if (org, tbl, col) == (org_id, table, column) and encrypting.wrapped == old:
+                encrypting.wrapped = new
+        unwrapped = self._unwrapped.peek(_unwrap_id(org_id, table, column, old))
+        if unwrapped is not None:
+            self._unwrapped.slot(_unwrap_id(org_id, table, column, new), now).entry = _UnwrappedKey(
+                aead=unwrapped.aead, created=unwrapped.created
+            )
 
     def _usable(self, entry: _EncryptingKey | None, size: int, now: float) -> bool:
         return (
