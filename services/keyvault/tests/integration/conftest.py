@@ -25,6 +25,8 @@ from helios.kernel.principal import (
 )
 from helios.kernel.server import GrpcService
 from helios.kernel.tls import CertFiles
+from helios.keyvault.attachments import AttachmentService
+from helios.keyvault.object_store import LocalObjectStore
 from helios.keyvault.rpc.servicer import KeyvaultServicer
 from helios.keyvault.seal import LocalSeal
 from helios.keyvault.secrets_store import SecretStore
@@ -115,7 +117,8 @@ async def start_keyvault(
             seal,
             clock,
         )
-        servicer = KeyvaultServicer(service, secrets)  # type: ignore[abstract]
+        attachments = AttachmentService(service, LocalObjectStore(seal_dir.parent / "objects"), uow)
+        servicer = KeyvaultServicer(service, secrets, attachments)  # type: ignore[abstract]
         server = GrpcService(
             "keyvault", pki["keyvault"], AssertionVerifier([load_public_key(principal_keys[1])])
         )

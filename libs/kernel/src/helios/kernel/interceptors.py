@@ -41,6 +41,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     - client ip / user agent headers are believed only from the edge (the gateway);
     - DomainError -> its status; NotImplementedError -> UNIMPLEMENTED; anything else -> INTERNAL
       with no detail (the traceback goes to the log, redacted).
+
+    Unary-unary, unary-stream and stream-unary handlers are wrapped (the context is current while
+    a client stream is consumed); no Helios RPC is bidirectional, and such a handler would pass
+    through without a context.
     """
 
     def __init__(self, verifier: AssertionVerifier, edge_callers: frozenset[str]) -> None:
@@ -145,6 +149,32 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        if handler.stream_unary is not None:
+            inner_su: Any = handler.stream_unary
+
+            async def stream_unary(
+                request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+            ) -> Any:
+                started = time.perf_counter()
+                with _tracer.start_as_current_span(
+                    method, context=propagate.extract(carrier), kind=trace.SpanKind.SERVER
+                ):
+                    try:
+                        with call_scope(interceptor._context(context)):
+                            return await inner_su(request_iterator, context)
+                    except grpc.aio.AbortError:
+                        raise
+                    except Exception as exc:
+                        await interceptor._fail(context, method, exc)
+                    finally:
+                        interceptor._log(method, context, started)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

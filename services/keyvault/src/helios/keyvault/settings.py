@@ -38,4 +38,17 @@ class KeyvaultSettings(ServiceSettings):
         default=frozenset({"identity", "gateway", "audit", "ai-broker", "authz"}),
         description="services (mTLS identities) that may use platform secrets, a JSON list",
     )
+    attachment_store: Literal["local", "s3"] = "local"
+    attachment_dir: Path | None = Field(
+        default=None,
+        description="folder of the local store (default: <seal_state_dir>/attachments)",
+    )
+    attachment_s3_bucket: str | None = Field(default=None, description="bucket (store s3)")
+    attachment_s3_prefix: str = Field(default="attachments", description="key prefix (store s3)")
+    attachment_s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 API endpoint (store s3; unset: AWS); credentials: boto3's chain",
+    )
+    attachment_s3_region: str | None = Field(default=None, description="region (store s3)")
+    attachment_max_bytes: int = Field(default=5 * 1024**3, ge=1, description="largest attachment")
     rotation_check_seconds: float = Field(default=60.0, gt=0, le=86400)

@@ -7,9 +7,13 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
+import boto3
+
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.migrations import migrate
 from helios.kernel.runtime import ServiceRuntime
+from helios.keyvault.attachments import AttachmentService
+from helios.keyvault.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from helios.keyvault.ports import SealProvider
 from helios.keyvault.rotation import ScheduledRotation
 from helios.keyvault.rpc.servicer import KeyvaultServicer
@@ -23,7 +27,7 @@ from helios.keyvault.store.secrets_postgres import postgres_secret_unit_of_work
 from helios.keyvault.vault_seal import VaultTransitSeal
 from helios.proto.keyvault.v1 import keyvault_pb2, keyvault_pb2_grpc
 
-__all__ = ["NAME", "migrate_schema", "open_seal", "wire"]
+__all__ = ["NAME", "migrate_schema", "open_object_store", "open_seal", "wire"]
 
 NAME = "keyvault"
 
@@ -64,14 +68,36 @@ def open_seal(settings: KeyvaultSettings) -> SealProvider:
         raise SystemExit(2) from None
 
 
+def open_object_store(settings: KeyvaultSettings) -> ObjectStore:
+    """Where attachments live: a local folder (default) or an S3 bucket through boto3 (any S3
+    API; credentials from boto3's usual chain, never from Helios settings)."""
+    if settings.attachment_store == "s3":
+        if not settings.attachment_s3_bucket:
+            print(
+                "keyvault: attachment store s3 needs HELIOS_ATTACHMENT_S3_BUCKET", file=sys.stderr
+            )
+            raise SystemExit(2)
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.attachment_s3_endpoint_url,
+            region_name=settings.attachment_s3_region,
+        )
+        return S3ObjectStore(
+            client, settings.attachment_s3_bucket, prefix=settings.attachment_s3_prefix
+        )
+    return LocalObjectStore(settings.attachment_dir or settings.seal_state_dir / "attachments")
+
+
 def wire(settings: KeyvaultSettings) -> ServiceRuntime:
     """The whole keyvault process, not yet started."""
     runtime = ServiceRuntime.build(NAME, settings, tables.outbox)
     recorder = AuditRecorder(NAME, tables.outbox)
     notify = runtime.relay.notify
     seal = open_seal(settings)
-    service = KeyvaultService(
-        postgres_unit_of_work(runtime.sessions, recorder, _now, on_commit=notify), seal, _now
+    keys_uow = postgres_unit_of_work(runtime.sessions, recorder, _now, on_commit=notify)
+    service = KeyvaultService(keys_uow, seal, _now)
+    attachments = AttachmentService(
+        service, open_object_store(settings), keys_uow, max_bytes=settings.attachment_max_bytes
     )
     secrets = SecretStore(
         postgres_secret_unit_of_work(runtime.sessions, recorder, _now, on_commit=notify),
@@ -79,7 +105,7 @@ def wire(settings: KeyvaultSettings) -> ServiceRuntime:
         _now,
         callers=settings.secrets_callers,
     )
-    servicer = KeyvaultServicer(service, secrets)
+    servicer = KeyvaultServicer(service, secrets, attachments)
     runtime.grpc.add_background(ScheduledRotation(service, settings.rotation_check_seconds).run)
     runtime.grpc.add_service(
         keyvault_pb2.DESCRIPTOR.services_by_name["KeyvaultService"].full_name,

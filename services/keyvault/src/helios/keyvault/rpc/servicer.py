@@ -9,7 +9,9 @@ import grpc
 
 from helios.kernel.context import current_call
 from helios.kernel.errors import InvalidArgumentError
+from helios.keyvault.attachments import AttachmentService
 from helios.keyvault.domain.ciphertext import Kind
+from helios.keyvault.rpc.attachments import AttachmentRpc
 from helios.keyvault.rpc.convert import (
     aad_from_proto,
     inventory_to_proto,
@@ -26,12 +28,15 @@ __all__ = ["KeyvaultServicer"]
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-class KeyvaultServicer(SecretsRpc, keyvault_pb2_grpc.KeyvaultServiceServicer):
+class KeyvaultServicer(SecretsRpc, AttachmentRpc, keyvault_pb2_grpc.KeyvaultServiceServicer):
     """Thin handlers; errors are mapped to status codes by the kernel interceptor."""
 
-    def __init__(self, service: KeyvaultService, secrets: SecretStore) -> None:
+    def __init__(
+        self, service: KeyvaultService, secrets: SecretStore, attachments: AttachmentService
+    ) -> None:
         self._service = service
         self._secrets = secrets
+        self._attachments = attachments
 
     async def CreateKey(  # noqa: N802 - gRPC method name
         self, request: keyvault_pb2.CreateKeyRequest, context: Context

@@ -1529,3 +1529,199 @@ class ListSecretsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListSecretsResponse: _TypeAlias = ListSecretsResponse  # noqa: Y015
+
+@_typing.final
+class AttachmentTarget(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Attachments
+    ---------------------------------------------------------------------------------------------
+
+    Where PutAttachment stores its stream.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    ATTACHMENT_ID_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    """Org of the key and of the attachment; bound into the data key's AAD and the stream key."""
+    key_id: _builtins.str
+    """Encryption key (KEK) that wraps the attachment's data key."""
+    attachment_id: _builtins.str
+    """Attachment id chosen by the caller: 1-128 letters, digits, `.`, `_` or `-`, starting with
+    a letter or digit; unique within the org.
+    """
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        attachment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_id", b"attachment_id", "key_id", b"key_id", "org_id", b"org_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentTarget: _TypeAlias = AttachmentTarget  # noqa: Y015
+
+@_typing.final
+class PutAttachmentRequest(_message.Message):
+    """One message of the PutAttachment stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """Every later message: the next plaintext bytes (at most 4 MiB per message)."""
+    @_builtins.property
+    def target(self) -> Global___AttachmentTarget:
+        """The first message: where to store the attachment."""
+
+    def __init__(
+        self,
+        *,
+        target: Global___AttachmentTarget | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "part", b"part", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "part", b"part", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["target", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___PutAttachmentRequest: _TypeAlias = PutAttachmentRequest  # noqa: Y015
+
+@_typing.final
+class PutAttachmentResponse(_message.Message):
+    """Output of PutAttachment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTACHMENT_ID_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SEGMENT_COUNT_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    KEY_VERSION_FIELD_NUMBER: _builtins.int
+    attachment_id: _builtins.str
+    """Attachment id."""
+    size_bytes: _builtins.int
+    """Plaintext size in bytes."""
+    segment_count: _builtins.int
+    """Number of sealed segments stored."""
+    key_id: _builtins.str
+    """KEK id that wraps the data key."""
+    key_version: _builtins.int
+    """KEK version that wraps the data key."""
+    def __init__(
+        self,
+        *,
+        attachment_id: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        segment_count: _builtins.int = ...,
+        key_id: _builtins.str = ...,
+        key_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_id", b"attachment_id", "key_id", b"key_id", "key_version", b"key_version", "segment_count", b"segment_count", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutAttachmentResponse: _TypeAlias = PutAttachmentResponse  # noqa: Y015
+
+@_typing.final
+class GetAttachmentRequest(_message.Message):
+    """Input of GetAttachment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    ATTACHMENT_ID_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    """Org of the attachment."""
+    attachment_id: _builtins.str
+    """Attachment id."""
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        attachment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_id", b"attachment_id", "org_id", b"org_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAttachmentRequest: _TypeAlias = GetAttachmentRequest  # noqa: Y015
+
+@_typing.final
+class GetAttachmentResponse(_message.Message):
+    """One message of the GetAttachment stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """The next verified plaintext bytes (at most 1 MiB)."""
+    def __init__(
+        self,
+        *,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAttachmentResponse: _TypeAlias = GetAttachmentResponse  # noqa: Y015
+
+@_typing.final
+class DeleteAttachmentRequest(_message.Message):
+    """Input of DeleteAttachment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    ATTACHMENT_ID_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    """Org of the attachment."""
+    attachment_id: _builtins.str
+    """Attachment id."""
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        attachment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_id", b"attachment_id", "org_id", b"org_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteAttachmentRequest: _TypeAlias = DeleteAttachmentRequest  # noqa: Y015
+
+@_typing.final
+class DeleteAttachmentResponse(_message.Message):
+    """Output of DeleteAttachment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteAttachmentResponse: _TypeAlias = DeleteAttachmentResponse  # noqa: Y015

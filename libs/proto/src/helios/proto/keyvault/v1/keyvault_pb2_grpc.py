@@ -129,6 +129,21 @@ class KeyvaultServiceStub:
                 request_serializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.KeyInventoryRequest.SerializeToString,
                 response_deserializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.KeyInventoryResponse.FromString,
                 _registered_method=True)
+        self.PutAttachment = channel.stream_unary(
+                '/helios.proto.keyvault.v1.KeyvaultService/PutAttachment',
+                request_serializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.PutAttachmentRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.PutAttachmentResponse.FromString,
+                _registered_method=True)
+        self.GetAttachment = channel.unary_stream(
+                '/helios.proto.keyvault.v1.KeyvaultService/GetAttachment',
+                request_serializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.GetAttachmentRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.GetAttachmentResponse.FromString,
+                _registered_method=True)
+        self.DeleteAttachment = channel.unary_unary(
+                '/helios.proto.keyvault.v1.KeyvaultService/DeleteAttachment',
+                request_serializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.DeleteAttachmentRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.DeleteAttachmentResponse.FromString,
+                _registered_method=True)
 
 
 class KeyvaultServiceServicer:
@@ -265,6 +280,30 @@ class KeyvaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutAttachment(self, request_iterator, context):
+        """Store an attachment as chunked streaming AES-256-GCM under a fresh data key (E5). The first
+        message names the target, every later one carries plaintext bytes; nothing is stored unless
+        the whole stream arrives. An existing attachment id is refused (ALREADY_EXISTS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAttachment(self, request, context):
+        """Read an attachment back as plaintext chunks; every segment is authenticated before its bytes
+        are sent, and a truncated, reordered or altered object ends the stream with INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAttachment(self, request, context):
+        """Delete an attachment; its wrapped data key goes with it, so the content is shredded for good.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyvaultServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -357,6 +396,21 @@ def add_KeyvaultServiceServicer_to_server(servicer, server):
                     servicer.KeyInventory,
                     request_deserializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.KeyInventoryRequest.FromString,
                     response_serializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.KeyInventoryResponse.SerializeToString,
+            ),
+            'PutAttachment': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutAttachment,
+                    request_deserializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.PutAttachmentRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.PutAttachmentResponse.SerializeToString,
+            ),
+            'GetAttachment': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetAttachment,
+                    request_deserializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.GetAttachmentRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.GetAttachmentResponse.SerializeToString,
+            ),
+            'DeleteAttachment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAttachment,
+                    request_deserializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.DeleteAttachmentRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.DeleteAttachmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -850,6 +904,87 @@ class KeyvaultService:
             '/helios.proto.keyvault.v1.KeyvaultService/KeyInventory',
             helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.KeyInventoryRequest.SerializeToString,
             helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.KeyInventoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutAttachment(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/helios.proto.keyvault.v1.KeyvaultService/PutAttachment',
+            helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.PutAttachmentRequest.SerializeToString,
+            helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.PutAttachmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAttachment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/helios.proto.keyvault.v1.KeyvaultService/GetAttachment',
+            helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.GetAttachmentRequest.SerializeToString,
+            helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.GetAttachmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAttachment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.keyvault.v1.KeyvaultService/DeleteAttachment',
+            helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.DeleteAttachmentRequest.SerializeToString,
+            helios_dot_proto_dot_keyvault_dot_v1_dot_keyvault__pb2.DeleteAttachmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -74,6 +74,17 @@ class KeyvaultServiceStub:
     """Names and versions of platform secrets, never values (root only)."""
     KeyInventory: _grpc.UnaryUnaryMultiCallable[_keyvault_pb2.KeyInventoryRequest, _keyvault_pb2.KeyInventoryResponse]
     """What still depends on each version of a key: live data keys and ciphertexts per version."""
+    PutAttachment: _grpc.StreamUnaryMultiCallable[_keyvault_pb2.PutAttachmentRequest, _keyvault_pb2.PutAttachmentResponse]
+    """Store an attachment as chunked streaming AES-256-GCM under a fresh data key (E5). The first
+    message names the target, every later one carries plaintext bytes; nothing is stored unless
+    the whole stream arrives. An existing attachment id is refused (ALREADY_EXISTS).
+    """
+    GetAttachment: _grpc.UnaryStreamMultiCallable[_keyvault_pb2.GetAttachmentRequest, _keyvault_pb2.GetAttachmentResponse]
+    """Read an attachment back as plaintext chunks; every segment is authenticated before its bytes
+    are sent, and a truncated, reordered or altered object ends the stream with INVALID_ARGUMENT.
+    """
+    DeleteAttachment: _grpc.UnaryUnaryMultiCallable[_keyvault_pb2.DeleteAttachmentRequest, _keyvault_pb2.DeleteAttachmentResponse]
+    """Delete an attachment; its wrapped data key goes with it, so the content is shredded for good."""
 
 @_typing.type_check_only
 class KeyvaultServiceAsyncStub(KeyvaultServiceStub):
@@ -121,6 +132,17 @@ class KeyvaultServiceAsyncStub(KeyvaultServiceStub):
     """Names and versions of platform secrets, never values (root only)."""
     KeyInventory: _aio.UnaryUnaryMultiCallable[_keyvault_pb2.KeyInventoryRequest, _keyvault_pb2.KeyInventoryResponse]  # type: ignore[assignment]
     """What still depends on each version of a key: live data keys and ciphertexts per version."""
+    PutAttachment: _aio.StreamUnaryMultiCallable[_keyvault_pb2.PutAttachmentRequest, _keyvault_pb2.PutAttachmentResponse]  # type: ignore[assignment]
+    """Store an attachment as chunked streaming AES-256-GCM under a fresh data key (E5). The first
+    message names the target, every later one carries plaintext bytes; nothing is stored unless
+    the whole stream arrives. An existing attachment id is refused (ALREADY_EXISTS).
+    """
+    GetAttachment: _aio.UnaryStreamMultiCallable[_keyvault_pb2.GetAttachmentRequest, _keyvault_pb2.GetAttachmentResponse]  # type: ignore[assignment]
+    """Read an attachment back as plaintext chunks; every segment is authenticated before its bytes
+    are sent, and a truncated, reordered or altered object ends the stream with INVALID_ARGUMENT.
+    """
+    DeleteAttachment: _aio.UnaryUnaryMultiCallable[_keyvault_pb2.DeleteAttachmentRequest, _keyvault_pb2.DeleteAttachmentResponse]  # type: ignore[assignment]
+    """Delete an attachment; its wrapped data key goes with it, so the content is shredded for good."""
 
 class KeyvaultServiceServicer(metaclass=_abc_1.ABCMeta):
     """The only holder of key material (DESIGN.md section 5, E3-E7): envelope encryption, rotation,
@@ -273,5 +295,34 @@ class KeyvaultServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_keyvault_pb2.KeyInventoryResponse, _abc.Awaitable[_keyvault_pb2.KeyInventoryResponse]]:
         """What still depends on each version of a key: live data keys and ciphertexts per version."""
+
+    @_abc_1.abstractmethod
+    def PutAttachment(
+        self,
+        request_iterator: _MaybeAsyncIterator[_keyvault_pb2.PutAttachmentRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_keyvault_pb2.PutAttachmentResponse, _abc.Awaitable[_keyvault_pb2.PutAttachmentResponse]]:
+        """Store an attachment as chunked streaming AES-256-GCM under a fresh data key (E5). The first
+        message names the target, every later one carries plaintext bytes; nothing is stored unless
+        the whole stream arrives. An existing attachment id is refused (ALREADY_EXISTS).
+        """
+
+    @_abc_1.abstractmethod
+    def GetAttachment(
+        self,
+        request: _keyvault_pb2.GetAttachmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_keyvault_pb2.GetAttachmentResponse], _abc.AsyncIterator[_keyvault_pb2.GetAttachmentResponse]]:
+        """Read an attachment back as plaintext chunks; every segment is authenticated before its bytes
+        are sent, and a truncated, reordered or altered object ends the stream with INVALID_ARGUMENT.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteAttachment(
+        self,
+        request: _keyvault_pb2.DeleteAttachmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_keyvault_pb2.DeleteAttachmentResponse, _abc.Awaitable[_keyvault_pb2.DeleteAttachmentResponse]]:
+        """Delete an attachment; its wrapped data key goes with it, so the content is shredded for good."""
 
 def add_KeyvaultServiceServicer_to_server(servicer: KeyvaultServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
