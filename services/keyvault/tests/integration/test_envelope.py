@@ -4,6 +4,7 @@ inventory, crypto-shredding, signing (E3, E4, E6, E7)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import subprocess
@@ -14,6 +15,9 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -355,3 +359,71 @@ def test_e7_wrong_passphrase_stops_keyvault_with_a_clear_message(
     assert wrong.returncode == 2
     assert "passphrase does not open this keyvault" in wrong.stderr
     assert "a wrong passphrase" not in wrong.stderr + wrong.stdout
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "name"),
+    [
+        (kv.KEY_ALGORITHM_ECDSA_P256_SHA256, "es256"),
+        (kv.KEY_ALGORITHM_RSA_2048_PKCS1_SHA256, "rs256"),
+    ],
+)
+async def test_e3_precomputed_digest_signature_verifies_like_a_message_signature(
+    keyvault: Any, algorithm: int, name: str
+) -> None:
+    """E3: ECDSA and RSA keys sign a precomputed SHA-256 digest; the signature verifies over the
+    original message with the published public key. Ed25519 refuses digests (pure EdDSA), and
+    a digest of the wrong size is refused."""
+    stub, meta = keyvault.as_user(ORG_A)
+    key = (
+        await stub.CreateKey(
+            kv.CreateKeyRequest(name=name, purpose=kv.KEY_PURPOSE_SIGNING, algorithm=algorithm),
+            metadata=meta,
+        )
+    ).key
+    message = b"checkpoint 42"
+    signed = await stub.Sign(
+        kv.SignRequest(key_id=key.key_id, digest_sha256=hashlib.sha256(message).digest()),
+        metadata=meta,
+    )
+    jwk = (await stub.GetPublicKey(kv.GetPublicKeyRequest(key_id=key.key_id), metadata=meta)).keys[
+        0
+    ]
+    verify_with_jwk(jwk, signed.signature, message)
+    with pytest.raises(InvalidSignature):
+        verify_with_jwk(jwk, signed.signature, message + b"!")
+    await _refused(
+        stub.Sign(kv.SignRequest(key_id=key.key_id, digest_sha256=b"short"), metadata=meta),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    ed = (
+        await stub.CreateKey(
+            kv.CreateKeyRequest(
+                name=f"{name}-ed",
+                purpose=kv.KEY_PURPOSE_SIGNING,
+                algorithm=kv.KEY_ALGORITHM_ED25519,
+            ),
+            metadata=meta,
+        )
+    ).key
+    await _refused(
+        stub.Sign(
+            kv.SignRequest(key_id=ed.key_id, digest_sha256=hashlib.sha256(message).digest()),
+            metadata=meta,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+
+
+def verify_with_jwk(jwk: kv.Jwk, signature: bytes, message: bytes) -> None:
+    """Verify with the public key rebuilt from the JWK's numbers (raises InvalidSignature)."""
+
+    def number(text: str) -> int:
+        return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
+
+    if jwk.kty == "EC":
+        public_ec = ec.EllipticCurvePublicNumbers(number(jwk.x), number(jwk.y), ec.SECP256R1())
+        public_ec.public_key().verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    else:
+        public_rsa = rsa.RSAPublicNumbers(number(jwk.e), number(jwk.n)).public_key()
+        public_rsa.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())

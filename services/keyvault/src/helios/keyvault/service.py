@@ -386,9 +386,17 @@ class KeyvaultService:
         return Sealed(blob=new_blob, key_id=key.id, version=target), header.version
 
     async def sign(
-        self, ctx: CallContext, org_id: str, key_id: str, version: int, message: bytes
+        self,
+        ctx: CallContext,
+        org_id: str,
+        key_id: str,
+        version: int,
+        message: bytes,
+        *,
+        prehashed: bool = False,
     ) -> tuple[bytes, KeyRecord, int]:
-        """A signature of `message` with the current (or given, still enabled) version."""
+        """A signature of `message` (or of a SHA-256 digest when `prehashed`) with the current
+        (or given, still enabled) version."""
         org = self.org_of(ctx, org_id)
         async with self._uow() as tx:
             key = self._usable(await self._owned(tx, org, key_id))
@@ -398,7 +406,13 @@ class KeyvaultService:
         if number < key.min_decryption_version:
             raise FailedPreconditionError(f"key version {number} is disabled")
         algorithm = material.Algorithm(key.algorithm)
-        return material.sign(algorithm, self._material(key, number), message), key, number
+        secret = self._material(key, number)
+        if not prehashed:
+            return material.sign(algorithm, secret, message), key, number
+        try:
+            return material.sign_digest(algorithm, secret, message), key, number
+        except ValueError as exc:
+            raise InvalidArgumentError(str(exc), field="digest_sha256") from None
 
     async def public_keys(
         self, ctx: CallContext, org_id: str, key_id: str, version: int

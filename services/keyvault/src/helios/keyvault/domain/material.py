@@ -13,7 +13,7 @@ import os
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 __all__ = [
     "ENCRYPTION_ALGORITHMS",
@@ -23,6 +23,7 @@ __all__ = [
     "public_jwk",
     "public_key_pem",
     "sign",
+    "sign_digest",
 ]
 
 AES_KEY_SIZE = 32
@@ -79,6 +80,21 @@ def sign(algorithm: Algorithm, material: bytes, message: bytes) -> bytes:
     if isinstance(private, ec.EllipticCurvePrivateKey):
         return private.sign(message, ec.ECDSA(hashes.SHA256()))
     return private.sign(message, padding.PKCS1v15(), hashes.SHA256())
+
+
+def sign_digest(algorithm: Algorithm, material: bytes, digest: bytes) -> bytes:
+    """Sign a precomputed SHA-256 `digest` (ECDSA P-256, RSA PKCS#1 v1.5); ValueError for
+    Ed25519 (pure EdDSA signs messages, not digests), encryption keys or a digest that is not
+    32 bytes."""
+    if len(digest) != 32:
+        raise ValueError("a SHA-256 digest has 32 bytes")
+    private = _load_signing_key(algorithm, material)
+    prehashed = utils.Prehashed(hashes.SHA256())
+    if isinstance(private, ec.EllipticCurvePrivateKey):
+        return private.sign(digest, ec.ECDSA(prehashed))
+    if isinstance(private, rsa.RSAPrivateKey):
+        return private.sign(digest, padding.PKCS1v15(), prehashed)
+    raise ValueError("Ed25519 signs messages, not digests")
 
 
 def public_jwk(algorithm: Algorithm, material: bytes, kid: str) -> dict[str, str]:

@@ -184,13 +184,14 @@ class KeyvaultServicer(SecretsRpc, AttachmentRpc, keyvault_pb2_grpc.KeyvaultServ
         which = request.WhichOneof("input")
         if which is None:
             raise InvalidArgumentError("message is required", field="message")
-        if which == "digest_sha256":
-            raise InvalidArgumentError(
-                "signing a precomputed digest is not supported yet; send the message",
-                field="digest_sha256",
-            )
+        prehashed = which == "digest_sha256"
         signature, key, version = await self._service.sign(
-            current_call(), request.org_id, request.key_id, request.key_version, request.message
+            current_call(),
+            request.org_id,
+            request.key_id,
+            request.key_version,
+            request.digest_sha256 if prehashed else request.message,
+            prehashed=prehashed,
         )
         return keyvault_pb2.SignResponse(
             signature=signature, key_id=str(key.id), key_version=version, kid=f"{key.id}:{version}"
