@@ -58,11 +58,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import grpc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import Message
 
 from helios.kernel.clients import call_metadata
 from helios.kernel.errors import (
@@ -158,6 +159,16 @@ class GrpcDataKeyClient:
         self._metadata = metadata_factory
         self._timeout = timeout
 
+    async def _call(self, method: Any, request: Message) -> Any:
+        """One keyvault call; refusals the caller can act on become domain errors."""
+        try:
+            return await method(request, metadata=self._metadata(), timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            mapped = _domain_error(error)
+            if mapped is None:
+                raise
+            raise mapped from None
+
     async def generate(
         self, org_id: str, key_id: str, table: str, column: str
     ) -> tuple[bytes, bytes]:
@@ -167,15 +178,7 @@ class GrpcDataKeyClient:
             key_id=key_id,
             context=keyvault_pb2.AadContext(table=table, row_id="", column=column),
         )
-        try:
-            reply = await self._stub.GenerateDataKey(
-                request, metadata=self._metadata(), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as error:
-            mapped = _domain_error(error)
-            if mapped is None:
-                raise
-            raise mapped from None
+        reply = await self._call(self._stub.GenerateDataKey, request)
         return reply.plaintext_data_key, reply.wrapped_data_key
 
     async def unwrap(self, org_id: str, wrapped: bytes, table: str, column: str) -> bytes:
@@ -185,16 +188,8 @@ class GrpcDataKeyClient:
             wrapped_data_key=wrapped,
             context=keyvault_pb2.AadContext(table=table, row_id="", column=column),
         )
-        try:
-            reply = await self._stub.DecryptDataKey(
-                request, metadata=self._metadata(), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as error:
-            mapped = _domain_error(error)
-            if mapped is None:
-                raise
-            raise mapped from None
-        return reply.plaintext_data_key
+        reply = await self._call(self._stub.DecryptDataKey, request)
+        return bytes(reply.plaintext_data_key)
 
     async def rewrap(self, org_id: str, wrapped: bytes, table: str, column: str) -> bytes:
         """Rewrap with AadContext {table, row_id: "", column}."""
@@ -203,16 +198,8 @@ class GrpcDataKeyClient:
             ciphertext=wrapped,
             context=keyvault_pb2.AadContext(table=table, row_id="", column=column),
         )
-        try:
-            reply = await self._stub.Rewrap(
-                request, metadata=self._metadata(), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as error:
-            mapped = _domain_error(error)
-            if mapped is None:
-                raise
-            raise mapped from None
-        return reply.ciphertext
+        reply = await self._call(self._stub.Rewrap, request)
+        return bytes(reply.ciphertext)
 
 
 def _domain_error(error: grpc.aio.AioRpcError) -> DomainError | None:
