@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -100,25 +101,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         carrier = {
             k: v for k, v in handler_call_details.invocation_metadata or () if isinstance(v, str)
         }
-        interceptor = self
+        serving = functools.partial(self._serving, method, carrier)
 
         if handler.unary_unary is not None:
             inner_uu: Any = handler.unary_unary
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                started = time.perf_counter()
-                with _tracer.start_as_current_span(
-                    method, context=propagate.extract(carrier), kind=trace.SpanKind.SERVER
-                ):
-                    try:
-                        with call_scope(interceptor._context(context)):
-                            return await inner_uu(request, context)
-                    except grpc.aio.AbortError:
-                        raise
-                    except Exception as exc:
-                        await interceptor._fail(context, method, exc)
-                    finally:
-                        interceptor._log(method, context, started)
+                async with serving(context):
+                    return await inner_uu(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary,
@@ -132,20 +122,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             async def unary_stream(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                started = time.perf_counter()
-                with _tracer.start_as_current_span(
-                    method, context=propagate.extract(carrier), kind=trace.SpanKind.SERVER
-                ):
-                    try:
-                        with call_scope(interceptor._context(context)):
-                            async for item in inner_us(request, context):
-                                yield item
-                    except grpc.aio.AbortError:
-                        raise
-                    except Exception as exc:
-                        await interceptor._fail(context, method, exc)
-                    finally:
-                        interceptor._log(method, context, started)
+                async with serving(context):
+                    async for item in inner_us(request, context):
+                        yield item
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream,
@@ -159,19 +138,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             async def stream_unary(
                 request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
             ) -> Any:
-                started = time.perf_counter()
-                with _tracer.start_as_current_span(
-                    method, context=propagate.extract(carrier), kind=trace.SpanKind.SERVER
-                ):
-                    try:
-                        with call_scope(interceptor._context(context)):
-                            return await inner_su(request_iterator, context)
-                    except grpc.aio.AbortError:
-                        raise
-                    except Exception as exc:
-                        await interceptor._fail(context, method, exc)
-                    finally:
-                        interceptor._log(method, context, started)
+                async with serving(context):
+                    return await inner_su(request_iterator, context)
 
             return grpc.stream_unary_rpc_method_handler(
                 stream_unary,
@@ -179,6 +147,29 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+    @contextlib.asynccontextmanager
+    async def _serving(
+        self,
+        method: str,
+        carrier: dict[str, str],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[None]:
+        """Around one call: a server span continuing the caller's trace, the call context, the
+        error -> status mapping (the handler's own aborts pass through) and the access log."""
+        started = time.perf_counter()
+        with _tracer.start_as_current_span(
+            method, context=propagate.extract(carrier), kind=trace.SpanKind.SERVER
+        ):
+            try:
+                with call_scope(self._context(context)):
+                    yield
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await self._fail(context, method, exc)
+            finally:
+                self._log(method, context, started)
 
     @staticmethod
     def _log(method: str, context: grpc.aio.ServicerContext[Any, Any], started: float) -> None:
