@@ -1,0 +1,1 @@
+"""Authz's pure model and rules: no I/O."""
