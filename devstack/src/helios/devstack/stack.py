@@ -27,7 +27,7 @@ __all__ = ["GRPC_SERVICES", "Stack", "StackOptions"]
 # (identity, python module, database role or "" when it has no schema yet)
 GRPC_SERVICES = [
     ("identity", "helios.identity", "helios_identity"),
-    ("authz", "helios.authz", ""),
+    ("authz", "helios.authz", "helios_authz"),
     ("ai-broker", "helios.ai_broker", ""),
     ("audit", "helios.audit", "helios_audit"),
     ("keyvault", "helios.keyvault", "helios_keyvault"),

@@ -1,0 +1,1 @@
+"""Authz's gRPC adapter."""

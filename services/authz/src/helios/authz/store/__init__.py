@@ -1,0 +1,1 @@
+"""Authz's PostgreSQL adapter: tables, migrations and the transaction port."""
