@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Executable, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,7 +15,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-__all__ = ["create_engine", "normalize_url", "session_factory"]
+from helios.kernel.errors import DomainError
+
+__all__ = ["create_engine", "insert_unique", "normalize_url", "session_factory"]
 
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -50,3 +53,16 @@ def create_engine(url: str, role: str = "", *, pool_size: int = 5) -> AsyncEngin
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def insert_unique(
+    session: AsyncSession, statement: Executable, conflict: DomainError
+) -> None:
+    """Run an INSERT inside a savepoint of the caller's transaction; a constraint violation
+    raises `conflict` and leaves the transaction usable. Not chained: the driver's message
+    carries the statement's parameters (hashes, sealed values)."""
+    try:
+        async with session.begin_nested():
+            await session.execute(statement)
+    except IntegrityError:
+        raise conflict from None

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import Row, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helios.authz.domain.model import (
@@ -24,6 +23,7 @@ from helios.authz.store.tables import assignments, org_revisions, permissions, r
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
+from helios.kernel.db import insert_unique
 from helios.kernel.errors import AlreadyExistsError
 from helios.kernel.unit_of_work import SqlUnitOfWork
 
@@ -103,22 +103,18 @@ class _Transaction:
         return int((await self._s.execute(statement)).scalar_one())
 
     async def add_role(self, role: RoleRecord) -> None:
-        try:
-            async with self._s.begin_nested():
-                await self._s.execute(
-                    roles.insert().values(
-                        id=role.id,
-                        org_id=role.org_id,
-                        name=role.name,
-                        description=role.description,
-                        created_at=role.created_at,
-                        revision=role.revision,
-                    )
-                )
-        except IntegrityError as exc:
-            raise AlreadyExistsError(
-                "a role with this name exists in the org", field="name"
-            ) from exc
+        await insert_unique(
+            self._s,
+            roles.insert().values(
+                id=role.id,
+                org_id=role.org_id,
+                name=role.name,
+                description=role.description,
+                created_at=role.created_at,
+                revision=role.revision,
+            ),
+            AlreadyExistsError("a role with this name exists in the org", field="name"),
+        )
         if role.grants:
             await self._s.execute(
                 role_grants.insert(),

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helios.identity.domain.model import Org, Session, User
@@ -16,6 +15,7 @@ from helios.identity.store.tables import memberships, orgs, sessions, users
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
+from helios.kernel.db import insert_unique
 from helios.kernel.errors import AlreadyExistsError
 from helios.kernel.unit_of_work import SqlUnitOfWork
 
@@ -52,21 +52,17 @@ class _Transaction:
         return _user(row) if row else None
 
     async def add_user(self, user: User) -> None:
-        try:
-            async with self._s.begin_nested():
-                await self._s.execute(
-                    users.insert().values(
-                        id=user.id,
-                        email=user.email,
-                        display_name=user.display_name,
-                        password_hash=user.password_hash,
-                        created_at=user.created_at,
-                    )
-                )
-        except IntegrityError as exc:
-            raise AlreadyExistsError(
-                "an account with this e-mail already exists", field="email"
-            ) from exc
+        await insert_unique(
+            self._s,
+            users.insert().values(
+                id=user.id,
+                email=user.email,
+                display_name=user.display_name,
+                password_hash=user.password_hash,
+                created_at=user.created_at,
+            ),
+            AlreadyExistsError("an account with this e-mail already exists", field="email"),
+        )
 
     async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
         await self._s.execute(
@@ -119,15 +115,13 @@ class _Transaction:
         )
 
     async def add_org(self, org: Org, owner_id: uuid.UUID) -> None:
-        try:
-            async with self._s.begin_nested():
-                await self._s.execute(
-                    orgs.insert().values(
-                        id=org.id, slug=org.slug, name=org.name, created_at=org.created_at
-                    )
-                )
-        except IntegrityError as exc:
-            raise AlreadyExistsError("an org with this slug already exists", field="slug") from exc
+        await insert_unique(
+            self._s,
+            orgs.insert().values(
+                id=org.id, slug=org.slug, name=org.name, created_at=org.created_at
+            ),
+            AlreadyExistsError("an org with this slug already exists", field="slug"),
+        )
         await self._s.execute(
             memberships.insert().values(org_id=org.id, user_id=owner_id, user_type="owner")
         )

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Row, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
+from helios.kernel.db import insert_unique
 from helios.kernel.errors import AlreadyExistsError
 from helios.kernel.unit_of_work import SqlUnitOfWork
 from helios.keyvault.domain.model import KeyRecord, KeyVersionRecord
@@ -95,30 +95,24 @@ class _Transaction:
         return [_key(row, versions[row.id]) for row in rows]
 
     async def add_key(self, key: KeyRecord) -> None:
-        try:
-            async with self._s.begin_nested():
-                await self._s.execute(
-                    keys.insert().values(
-                        id=key.id,
-                        org_id=key.org_id,
-                        name=key.name,
-                        purpose=key.purpose,
-                        algorithm=key.algorithm,
-                        current_version=key.current_version,
-                        min_decryption_version=key.min_decryption_version,
-                        created_at=key.created_at,
-                        rotation_period_seconds=(
-                            int(key.rotation_period.total_seconds())
-                            if key.rotation_period
-                            else None
-                        ),
-                        next_rotation_at=key.next_rotation_at,
-                    )
-                )
-        except IntegrityError as exc:
-            raise AlreadyExistsError(
-                "a key with this name exists in the org", field="name"
-            ) from exc
+        await insert_unique(
+            self._s,
+            keys.insert().values(
+                id=key.id,
+                org_id=key.org_id,
+                name=key.name,
+                purpose=key.purpose,
+                algorithm=key.algorithm,
+                current_version=key.current_version,
+                min_decryption_version=key.min_decryption_version,
+                created_at=key.created_at,
+                rotation_period_seconds=(
+                    int(key.rotation_period.total_seconds()) if key.rotation_period else None
+                ),
+                next_rotation_at=key.next_rotation_at,
+            ),
+            AlreadyExistsError("a key with this name exists in the org", field="name"),
+        )
         for version in key.versions:
             await self._insert_version(key.id, version)
 

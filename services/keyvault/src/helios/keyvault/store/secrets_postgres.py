@@ -6,12 +6,12 @@ import datetime as dt
 from collections.abc import Callable
 
 from sqlalchemy import and_, func, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
+from helios.kernel.db import insert_unique
 from helios.kernel.errors import FailedPreconditionError
 from helios.kernel.unit_of_work import SqlUnitOfWork
 from helios.keyvault.secrets_store import SecretInfo, SecretTransaction, StoredSecret
@@ -42,21 +42,16 @@ class _SecretTransaction:
         return int(latest or 0)
 
     async def add(self, secret: StoredSecret) -> None:
-        try:
-            async with self._s.begin_nested():
-                await self._s.execute(
-                    secrets.insert().values(
-                        name=secret.name,
-                        version=secret.version,
-                        sealed_value=secret.sealed_value,
-                        created_at=secret.created_at,
-                    )
-                )
-        except IntegrityError:
-            # Not chained: the driver's message would carry the statement's parameters.
-            raise FailedPreconditionError(
-                "this secret version was written concurrently; read and retry"
-            ) from None
+        await insert_unique(
+            self._s,
+            secrets.insert().values(
+                name=secret.name,
+                version=secret.version,
+                sealed_value=secret.sealed_value,
+                created_at=secret.created_at,
+            ),
+            FailedPreconditionError("this secret version was written concurrently; read and retry"),
+        )
 
     async def get(self, name: str, version: int) -> StoredSecret | None:
         statement = select(secrets).where(secrets.c.name == name)
