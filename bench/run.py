@@ -1,4 +1,4 @@
-"""`make bench`: identity, gateway and keyvault figures, each against a baseline of the same run."""
+"""`make bench`: identity, gateway, keyvault and authz figures, each against a same-run baseline."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 
+from authz_figures import authz_figures
 from harness import Figure, measure, render
 from helios.devstack.stack import Stack, StackOptions
 from helios.kernel.clients import call_metadata, secure_channel
@@ -208,6 +209,7 @@ async def all_figures(stack: Stack, url: str, token: str, args: argparse.Namespa
         *await grpc_figures(stack, token, args.calls, args.concurrency),
         *await http_figures(url, token, args),
         *await keyvault_figures(stack, args.calls, args.concurrency),
+        *await authz_figures(stack, args.calls, args.concurrency),
     ]
 
 

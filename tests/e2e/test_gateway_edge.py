@@ -118,9 +118,12 @@ def test_p2_implemented_rpc_answers_through_transcoding(stack: Stack) -> None:
     assert me.json()["user"]["user_id"] == user_id
     anonymous = _client(stack).get("/api/v1/identity/me")
     assert anonymous.status_code == 401
-    unimplemented = client.get("/api/v1/authz/roles")
+    unimplemented = client.get("/api/v1/identity/sessions")
     assert unimplemented.status_code == 501
     assert unimplemented.json()["error"]["code"] == "UNIMPLEMENTED"
+    not_an_admin = client.get("/api/v1/authz/roles")
+    assert not_an_admin.status_code == 403
+    assert not_an_admin.json()["error"]["code"] == "PERMISSION_DENIED"
 
 
 def test_p2_unknown_route_and_wrong_method_answer_json(stack: Stack) -> None:

@@ -15,12 +15,15 @@ import grpc
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helios.authz.domain.own_permissions import AUTHZ_PERMISSIONS
 from helios.authz.rpc.servicer import AuthzServicer
-from helios.authz.service import AuthzService
+from helios.authz.service.bundle import AuthzServices
 from helios.authz.store import tables
+from helios.authz.store.decisions import BatchedDecisionLog
 from helios.authz.store.postgres import postgres_unit_of_work
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.clients import call_metadata, secure_channel
+from helios.kernel.context import CallContext
 from helios.kernel.migrations import migrate
 from helios.kernel.principal import (
     AssertionSigner,
@@ -56,7 +59,19 @@ class Authz:
     pki: dict[str, CertFiles]
     signer: AssertionSigner
     server: GrpcService
+    services: AuthzServices
     channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    async def seed_org(self, org_id: str, owner_id: str = "") -> None:
+        """Seed the org's blueprint roles as the org-creation event does; `owner_id` gets Owner."""
+        await self.services.seeding.seed_org(CallContext(caller="authz"), org_id, owner_id)
+
+    async def org_owner(self, org_id: str) -> tuple[Any, Any, str]:
+        """A seeded org and a stub + metadata acting as its Owner (an org admin)."""
+        owner = str(uuid.uuid4())
+        await self.seed_org(org_id, owner)
+        stub, metadata = self.as_user(org_id, owner)
+        return stub, metadata, owner
 
     def _stub(self, caller: str) -> Any:
         channel = secure_channel(f"localhost:{self.port}", self.pki[caller])
@@ -78,9 +93,8 @@ class Authz:
         return self._stub("gateway"), call_metadata(assertion=assertion)
 
     def as_admin(self, org_id: str) -> tuple[Any, Any]:
-        """Role administration for `org_id` as the identity service does it (users may not
-        administer roles until the org admin check exists): CreateRole / AssignRole requests
-        without an org get `org_id`."""
+        """Role administration for `org_id` as a Helios service (identity) does it: CreateRole /
+        AssignRole requests without an org get `org_id`."""
         return _OrgAdmin(self._stub("identity"), org_id), ()
 
     def as_service(self, caller: str) -> Any:
@@ -113,9 +127,13 @@ async def authz(
     pki: dict[str, CertFiles],
     principal_keys: tuple[Path, Path],
 ) -> AsyncIterator[Authz]:
-    """One authz server wired like wiring.py over the test's rolled-back sessions."""
+    """One authz server wired like wiring.py over the test's rolled-back sessions, with authz's
+    own catalog registered. Caches are off (ttl 0): every read is fresh unless a test builds
+    its own services."""
     uow = postgres_unit_of_work(db_session, AuditRecorder("authz", tables.outbox), utc_now)
-    servicer = AuthzServicer(AuthzService(uow, utc_now))  # type: ignore[abstract]
+    services = AuthzServices.build(uow, BatchedDecisionLog(db_session), utc_now, cache_ttl=0)
+    await services.catalog.register(CallContext(caller="authz"), "authz", list(AUTHZ_PERMISSIONS))
+    servicer = AuthzServicer(services)
     server = GrpcService(
         "authz", pki["authz"], AssertionVerifier([load_public_key(principal_keys[1])])
     )
@@ -128,6 +146,7 @@ async def authz(
         pki=pki,
         signer=AssertionSigner(load_private_key(principal_keys[0])),
         server=server,
+        services=services,
     )
     yield running
     for channel in running.channels:

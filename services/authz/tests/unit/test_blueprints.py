@@ -7,8 +7,8 @@ import itertools
 import pytest
 
 from helios.authz.domain.blueprints import Blueprint, blueprint_grants
-from helios.authz.domain.evaluator import ActorType, Resource, Subject, decide
-from helios.authz.domain.permissions import Catalog, Grant, Scope, parse_key, permission
+from helios.authz_rules.evaluator import ActorType, Resource, Subject, decide
+from helios.authz_rules.permissions import Catalog, Grant, Scope, parse_key, permission
 
 pytestmark = pytest.mark.unit
 
@@ -34,6 +34,7 @@ CATALOG = Catalog(
 
 # The documented rule (blueprints.blueprint_grants) worked out by hand for CATALOG.
 EXPECTED: dict[Blueprint, dict[str, Scope]] = {
+    Blueprint.PLATFORM_ROOT: {},
     Blueprint.OWNER: {
         "recruitment.offer.send": ANY,
         "recruitment.candidate.read": ANY,

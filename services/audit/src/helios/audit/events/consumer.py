@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import JetStreamContext
+from nats.aio.msg import Msg
 
 from helios.audit.domain.events import Incoming
 from helios.audit.service import AuditService
 from helios.kernel.bus import AUDIT_STREAM, AUDIT_SUBJECTS, Bus
+from helios.kernel.pull_consumer import consume
 
 __all__ = ["DURABLE_NAME", "AuditConsumer"]
 
@@ -29,36 +29,20 @@ class AuditConsumer:
         self._service = service
         self._batch_size = batch_size
 
-    async def _consume(
-        self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event
-    ) -> None:
-        while not stop.is_set():
-            try:
-                messages = await subscription.fetch(self._batch_size, timeout=1)
-            except NatsTimeoutError:
-                continue
-            batch = [Incoming(m.subject, m.data, m.metadata.sequence.stream) for m in messages]
-            await self._service.ingest(batch)
-            for message in messages:
-                await message.ack_sync()
+    async def _handle(self, messages: list[Msg]) -> None:
+        await self._service.ingest(
+            [Incoming(m.subject, m.data, m.metadata.sequence.stream) for m in messages]
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, reconnecting with backoff while NATS is away."""
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                js = await self._bus.jetstream()
-                subscription = await js.pull_subscribe(
-                    AUDIT_SUBJECTS, durable=DURABLE_NAME, stream=AUDIT_STREAM
-                )
-                backoff = 0.2
-                try:
-                    await self._consume(subscription, stop)
-                finally:
-                    await subscription.unsubscribe()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("audit consumer failed; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        await consume(
+            self._bus,
+            subject=AUDIT_SUBJECTS,
+            durable=DURABLE_NAME,
+            stream=AUDIT_STREAM,
+            handle=self._handle,
+            stop=stop,
+            log=log,
+            batch_size=self._batch_size,
+        )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 
-from helios.authz.domain.dangerous import is_dangerous
-from helios.authz.domain.permissions import (
+from helios.authz_rules.dangerous import is_dangerous
+from helios.authz_rules.permissions import (
     PLATFORM_MODULE,
     Catalog,
     Grant,
@@ -41,6 +41,7 @@ class Blueprint(enum.Enum):
     MANAGER = "manager"
     EMPLOYEE = "employee"
     CLIENT = "client"
+    PLATFORM_ROOT = "root"
 
 
 def _widest(spec: PermissionSpec, cap: Scope) -> Scope | None:
@@ -51,6 +52,8 @@ def _widest(spec: PermissionSpec, cap: Scope) -> Scope | None:
 
 def _rule(blueprint: Blueprint, spec: PermissionSpec) -> Scope | None:
     key = spec.key
+    if blueprint is Blueprint.PLATFORM_ROOT:
+        return None
     admin = key.module in ADMIN_MODULES
     dangerous = is_dangerous(key, spec.dangerous, frozenset())
     if blueprint is Blueprint.OWNER:
@@ -78,6 +81,7 @@ def blueprint_grants(blueprint: Blueprint, catalog: Catalog) -> frozenset[Grant]
     - Employee: every permission outside ADMIN_MODULES that is not dangerous (spec flag or a D1
       default class), cap OWN.
     - Client: like Employee but only READ_VERBS, cap OWN.
+    - Platform root: no tenant grant; it holds every platform.* key by being the root (Z6).
 
     A permission the spec allows only at wider scopes than the cap is not granted.
     """

@@ -4,30 +4,49 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from helios.authz.domain.evaluator import Resource
-from helios.authz.domain.model import AssignmentRecord, RegisteredPermission, RoleRecord
-from helios.authz.domain.permissions import (
+from helios.authz.domain.blueprints import Blueprint
+from helios.authz.domain.model import (
+    AssignmentRecord,
+    GrantSource,
+    HeldGrant,
+    RegisteredPermission,
+    RoleRecord,
+    TeamMemberRecord,
+    TeamRecord,
+    UserTypeRecord,
+)
+from helios.authz.service.caches import MINIMIZE_LATENCY, Consistency, Freshness
+from helios.authz.service.decisions import CheckResult, DenyReason, PlanResult
+from helios.authz_rules.evaluator import Resource
+from helios.authz_rules.explain import Step, StepKind
+from helios.authz_rules.permissions import (
     PLATFORM_MODULE,
     Grant,
     PermissionSpec,
     Scope,
     parse_key,
 )
-from helios.authz.domain.plan import And, Eq, Filter, In, Plan, PlanKind
-from helios.authz.service import CheckResult, DenyReason, PlanResult
+from helios.authz_rules.plan import And, Eq, Filter, In, Plan, PlanKind
 from helios.kernel.errors import InvalidArgumentError
 from helios.proto.authz.v1 import authz_pb2
 
 __all__ = [
     "assignment_to_proto",
     "check_to_proto",
+    "consistency_from_proto",
     "filter_to_proto",
     "grants_from_proto",
+    "held_to_proto",
+    "member_to_proto",
     "permission_to_proto",
     "plan_to_proto",
     "resource_from_proto",
     "role_to_proto",
+    "scoped_to_proto",
     "spec_from_proto",
+    "step_to_proto",
+    "team_to_proto",
+    "user_type_to_proto",
 ]
 
 _SCOPES = {
@@ -50,6 +69,28 @@ _PLAN_KINDS = {
     PlanKind.ALWAYS_ALLOWED: authz_pb2.PLAN_KIND_ALWAYS_ALLOWED,
     PlanKind.ALWAYS_DENIED: authz_pb2.PLAN_KIND_ALWAYS_DENIED,
     PlanKind.CONDITIONAL: authz_pb2.PLAN_KIND_CONDITIONAL,
+}
+_BLUEPRINTS = {
+    None: authz_pb2.ROLE_BLUEPRINT_CUSTOM,
+    Blueprint.OWNER: authz_pb2.ROLE_BLUEPRINT_OWNER,
+    Blueprint.ADMIN: authz_pb2.ROLE_BLUEPRINT_ADMIN,
+    Blueprint.MANAGER: authz_pb2.ROLE_BLUEPRINT_MANAGER,
+    Blueprint.EMPLOYEE: authz_pb2.ROLE_BLUEPRINT_EMPLOYEE,
+    Blueprint.CLIENT: authz_pb2.ROLE_BLUEPRINT_CLIENT,
+    Blueprint.PLATFORM_ROOT: authz_pb2.ROLE_BLUEPRINT_PLATFORM_ROOT,
+}
+_SOURCES = {
+    GrantSource.ROLE_ASSIGNMENT: authz_pb2.GRANT_SOURCE_ROLE_ASSIGNMENT,
+    GrantSource.USER_TYPE_DEFAULT: authz_pb2.GRANT_SOURCE_USER_TYPE_DEFAULT,
+}
+_STEPS = {
+    StepKind.CATALOG: authz_pb2.EXPLAIN_STEP_KIND_CATALOG,
+    StepKind.TENANCY: authz_pb2.EXPLAIN_STEP_KIND_TENANCY,
+    StepKind.PLATFORM_RESERVED: authz_pb2.EXPLAIN_STEP_KIND_PLATFORM_RESERVED,
+    StepKind.AI_RESTRICTION: authz_pb2.EXPLAIN_STEP_KIND_AI_RESTRICTION,
+    StepKind.GRANT: authz_pb2.EXPLAIN_STEP_KIND_GRANT,
+    StepKind.SCOPE: authz_pb2.EXPLAIN_STEP_KIND_SCOPE,
+    StepKind.DANGEROUS: authz_pb2.EXPLAIN_STEP_KIND_DANGEROUS,
 }
 _FIELDS = {
     "org_id": authz_pb2.FILTER_FIELD_ORG_ID,
@@ -92,12 +133,12 @@ def resource_from_proto(resource: authz_pb2.Resource) -> Resource:
     )
 
 
-def _scoped(grant: Grant) -> authz_pb2.ScopedPermission:
+def scoped_to_proto(grant: Grant) -> authz_pb2.ScopedPermission:
     return authz_pb2.ScopedPermission(permission=str(grant.key), scope=_SCOPE_PROTOS[grant.scope])
 
 
 def permission_to_proto(entry: RegisteredPermission, dangerous: bool) -> authz_pb2.Permission:
-    """A catalog entry with its effective dangerous flag."""
+    """A catalog entry with the org's effective dangerous flag."""
     spec = entry.spec
     return authz_pb2.Permission(
         key=str(spec.key),
@@ -105,7 +146,7 @@ def permission_to_proto(entry: RegisteredPermission, dangerous: bool) -> authz_p
         allowed_scopes=[
             _SCOPE_PROTOS[s] for s in sorted(spec.allowed_scopes, key=lambda s: s.rank)
         ],
-        default_dangerous=dangerous,
+        default_dangerous=entry.spec.dangerous,
         dangerous=dangerous,
         service=entry.service,
         platform_only=spec.key.module == PLATFORM_MODULE,
@@ -113,18 +154,18 @@ def permission_to_proto(entry: RegisteredPermission, dangerous: bool) -> authz_p
 
 
 def role_to_proto(role: RoleRecord) -> authz_pb2.Role:
-    """A custom role with its grants."""
+    """A role with its grants and the blueprint it was seeded from."""
     message = authz_pb2.Role(
         role_id=str(role.id),
         org_id=role.org_id,
         name=role.name,
         description=role.description,
-        blueprint=authz_pb2.ROLE_BLUEPRINT_CUSTOM,
-        permissions=[_scoped(g) for g in sorted(role.grants)],
+        blueprint=_BLUEPRINTS[role.blueprint],
+        permissions=[scoped_to_proto(g) for g in sorted(role.grants)],
         revision=role.revision,
     )
     message.create_time.FromDatetime(role.created_at)
-    message.update_time.FromDatetime(role.created_at)
+    message.update_time.FromDatetime(role.updated_at or role.created_at)
     return message
 
 
@@ -152,16 +193,34 @@ def check_to_proto(result: CheckResult) -> authz_pb2.Decision:
         revision=result.revision,
     )
     if result.held is not None:
-        message.grant.CopyFrom(
-            authz_pb2.Grant(
-                role_id=str(result.held.role_id),
-                role_name=result.held.role_name,
-                assignment_id=str(result.held.assignment_id),
-                permission=_scoped(result.held.grant),
-                source=authz_pb2.GRANT_SOURCE_ROLE_ASSIGNMENT,
-            )
-        )
+        message.grant.CopyFrom(held_to_proto(result.held))
     return message
+
+
+def held_to_proto(held: HeldGrant) -> authz_pb2.Grant:
+    """A held grant with the role that carries it and how the user holds that role."""
+    return authz_pb2.Grant(
+        role_id=str(held.role_id),
+        role_name=held.role_name,
+        assignment_id=str(held.assignment_id) if held.assignment_id else "",
+        permission=scoped_to_proto(held.grant),
+        source=_SOURCES[held.source],
+        user_type_id=str(held.user_type_id) if held.user_type_id else "",
+    )
+
+
+def consistency_from_proto(message: authz_pb2.Consistency) -> Consistency:
+    """The read's freshness; absent means minimize_latency."""
+    which = message.WhichOneof("requirement")
+    if which == "fully_consistent":
+        return Consistency(Freshness.FULLY_CONSISTENT)
+    if which == "at_least_as_fresh":
+        if message.at_least_as_fresh < 0:
+            raise InvalidArgumentError(
+                "consistency.at_least_as_fresh must not be negative", field="consistency"
+            )
+        return Consistency(Freshness.AT_LEAST_AS_FRESH, message.at_least_as_fresh)
+    return MINIMIZE_LATENCY
 
 
 def filter_to_proto(node: Filter) -> authz_pb2.FilterNode:
@@ -192,3 +251,54 @@ def plan_to_proto(result: PlanResult) -> authz_pb2.PlanListResponse:
     if plan.kind is PlanKind.CONDITIONAL and plan.filter is not None:
         response.filter.CopyFrom(filter_to_proto(plan.filter))
     return response
+
+
+def team_to_proto(team: TeamRecord) -> authz_pb2.Team:
+    """A team with its member count."""
+    message = authz_pb2.Team(
+        team_id=str(team.id),
+        org_id=team.org_id,
+        name=team.name,
+        description=team.description,
+        member_count=team.member_count,
+        revision=team.revision,
+    )
+    message.create_time.FromDatetime(team.created_at)
+    message.update_time.FromDatetime(team.updated_at)
+    return message
+
+
+def member_to_proto(member: TeamMemberRecord) -> authz_pb2.TeamMember:
+    """A team membership."""
+    message = authz_pb2.TeamMember(
+        team_id=str(member.team_id), user_id=member.user_id, added_by=member.added_by
+    )
+    message.create_time.FromDatetime(member.created_at)
+    return message
+
+
+def user_type_to_proto(user_type: UserTypeRecord) -> authz_pb2.UserType:
+    """A user type with its default role."""
+    message = authz_pb2.UserType(
+        user_type_id=str(user_type.id),
+        org_id=user_type.org_id,
+        name=user_type.name,
+        description=user_type.description,
+        default_role_id=str(user_type.default_role_id or ""),
+        revision=user_type.revision,
+    )
+    message.create_time.FromDatetime(user_type.created_at)
+    message.update_time.FromDatetime(user_type.updated_at)
+    return message
+
+
+def step_to_proto(step: Step, held: Iterable[HeldGrant]) -> authz_pb2.ExplainStep:
+    """An explanation step; its grant is shown with the role that carried it then."""
+    message = authz_pb2.ExplainStep(kind=_STEPS[step.kind], passed=step.passed, detail=step.detail)
+    if step.grant is not None:
+        found = next((h for h in held if h.grant == step.grant), None)
+        if found is not None:
+            message.grant.CopyFrom(held_to_proto(found))
+        else:
+            message.grant.permission.CopyFrom(scoped_to_proto(step.grant))
+    return message

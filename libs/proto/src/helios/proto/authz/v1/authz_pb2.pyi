@@ -2642,6 +2642,145 @@ class DeleteUserTypeResponse(_message.Message):
 Global___DeleteUserTypeResponse: _TypeAlias = DeleteUserTypeResponse  # noqa: Y015
 
 @_typing.final
+class AssignUserTypeRequest(_message.Message):
+    """Input of AssignUserType."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    USER_TYPE_ID_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    """Org of the user type and the user."""
+    user_id: _builtins.str
+    """User whose type is set."""
+    user_type_id: _builtins.str
+    """The user type; empty removes the user's type."""
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        user_type_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["org_id", b"org_id", "user_id", b"user_id", "user_type_id", b"user_type_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssignUserTypeRequest: _TypeAlias = AssignUserTypeRequest  # noqa: Y015
+
+@_typing.final
+class AssignUserTypeResponse(_message.Message):
+    """Output of AssignUserType."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_TYPE_ID_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    user_type_id: _builtins.str
+    """The user's type after the change; empty when removed."""
+    revision: _builtins.int
+    """Revision of the write (unchanged when nothing changed)."""
+    def __init__(
+        self,
+        *,
+        user_type_id: _builtins.str = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "user_type_id", b"user_type_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssignUserTypeResponse: _TypeAlias = AssignUserTypeResponse  # noqa: Y015
+
+@_typing.final
+class GetSubjectSnapshotRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Snapshots for in-process evaluators
+    ---------------------------------------------------------------------------------------------
+
+    Input of GetSubjectSnapshot.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def principal(self) -> _principal_pb2.Principal:
+        """Whose rights to snapshot (user or AI; an AI gets its delegating user's grants)."""
+
+    @_builtins.property
+    def consistency(self) -> Global___Consistency:
+        """Read freshness."""
+
+    def __init__(
+        self,
+        *,
+        principal: _principal_pb2.Principal | None = ...,
+        consistency: Global___Consistency | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consistency", b"consistency", "principal", b"principal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency", b"consistency", "principal", b"principal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubjectSnapshotRequest: _TypeAlias = GetSubjectSnapshotRequest  # noqa: Y015
+
+@_typing.final
+class GetSubjectSnapshotResponse(_message.Message):
+    """Output of GetSubjectSnapshot: a local evaluator decides from this and the catalog."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRANTS_FIELD_NUMBER: _builtins.int
+    TEAM_IDS_FIELD_NUMBER: _builtins.int
+    ORG_DANGEROUS_ACTIONS_FIELD_NUMBER: _builtins.int
+    PLATFORM_ROOT_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    CATALOG_REVISION_FIELD_NUMBER: _builtins.int
+    platform_root: _builtins.bool
+    """True when the principal holds the platform root role."""
+    revision: _builtins.int
+    """Org policy revision the snapshot was read at."""
+    catalog_revision: _builtins.int
+    """Revision of the platform-wide permission catalog at the same time."""
+    @_builtins.property
+    def grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Grant]:
+        """Every grant the principal's user holds now (role assignments and user-type default)."""
+
+    @_builtins.property
+    def team_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Teams the user belongs to (what SCOPE_TEAM reaches)."""
+
+    @_builtins.property
+    def org_dangerous_actions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keys and patterns the org marked dangerous (D2), on top of the D1 defaults."""
+
+    def __init__(
+        self,
+        *,
+        grants: _abc.Iterable[Global___Grant] | None = ...,
+        team_ids: _abc.Iterable[_builtins.str] | None = ...,
+        org_dangerous_actions: _abc.Iterable[_builtins.str] | None = ...,
+        platform_root: _builtins.bool = ...,
+        revision: _builtins.int = ...,
+        catalog_revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalog_revision", b"catalog_revision", "grants", b"grants", "org_dangerous_actions", b"org_dangerous_actions", "platform_root", b"platform_root", "revision", b"revision", "team_ids", b"team_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubjectSnapshotResponse: _TypeAlias = GetSubjectSnapshotResponse  # noqa: Y015
+
+@_typing.final
 class RegisterPermissionsRequest(_message.Message):
     """---------------------------------------------------------------------------------------------
     Permission catalog and dangerous actions

@@ -163,6 +163,16 @@ class AuthzServiceStub:
                 request_serializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.DeleteUserTypeRequest.SerializeToString,
                 response_deserializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.DeleteUserTypeResponse.FromString,
                 _registered_method=True)
+        self.AssignUserType = channel.unary_unary(
+                '/helios.proto.authz.v1.AuthzService/AssignUserType',
+                request_serializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.AssignUserTypeRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.AssignUserTypeResponse.FromString,
+                _registered_method=True)
+        self.GetSubjectSnapshot = channel.unary_unary(
+                '/helios.proto.authz.v1.AuthzService/GetSubjectSnapshot',
+                request_serializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.GetSubjectSnapshotRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.GetSubjectSnapshotResponse.FromString,
+                _registered_method=True)
         self.RegisterPermissions = channel.unary_unary(
                 '/helios.proto.authz.v1.AuthzService/RegisterPermissions',
                 request_serializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.RegisterPermissionsRequest.SerializeToString,
@@ -367,6 +377,22 @@ class AuthzServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AssignUserType(self, request, context):
+        """Give a user of the org a user type (replacing any previous one); its default role then applies.
+        An empty user_type_id removes the user's type. A permission grant for the user (D1).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubjectSnapshot(self, request, context):
+        """Everything the rules need to decide for one principal, for in-process evaluators (local
+        evaluator library): grants with their sources, teams, the org's dangerous actions, revisions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterPermissions(self, request, context):
         """A service registers its permission catalog at start; idempotent; caller known by mTLS.
         """
@@ -522,6 +548,16 @@ def add_AuthzServiceServicer_to_server(servicer, server):
                     servicer.DeleteUserType,
                     request_deserializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.DeleteUserTypeRequest.FromString,
                     response_serializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.DeleteUserTypeResponse.SerializeToString,
+            ),
+            'AssignUserType': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignUserType,
+                    request_deserializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.AssignUserTypeRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.AssignUserTypeResponse.SerializeToString,
+            ),
+            'GetSubjectSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubjectSnapshot,
+                    request_deserializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.GetSubjectSnapshotRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.GetSubjectSnapshotResponse.SerializeToString,
             ),
             'RegisterPermissions': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterPermissions,
@@ -1223,6 +1259,60 @@ class AuthzService:
             '/helios.proto.authz.v1.AuthzService/DeleteUserType',
             helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.DeleteUserTypeRequest.SerializeToString,
             helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.DeleteUserTypeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignUserType(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.authz.v1.AuthzService/AssignUserType',
+            helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.AssignUserTypeRequest.SerializeToString,
+            helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.AssignUserTypeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubjectSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.authz.v1.AuthzService/GetSubjectSnapshot',
+            helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.GetSubjectSnapshotRequest.SerializeToString,
+            helios_dot_proto_dot_authz_dot_v1_dot_authz__pb2.GetSubjectSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,6 +87,14 @@ class AuthzServiceStub:
     """Rename a user type or change its default role (a permission grant for its users, D1)."""
     DeleteUserType: _grpc.UnaryUnaryMultiCallable[_authz_pb2.DeleteUserTypeRequest, _authz_pb2.DeleteUserTypeResponse]
     """Delete a user type; refused with FAILED_PRECONDITION while users still have it."""
+    AssignUserType: _grpc.UnaryUnaryMultiCallable[_authz_pb2.AssignUserTypeRequest, _authz_pb2.AssignUserTypeResponse]
+    """Give a user of the org a user type (replacing any previous one); its default role then applies.
+    An empty user_type_id removes the user's type. A permission grant for the user (D1).
+    """
+    GetSubjectSnapshot: _grpc.UnaryUnaryMultiCallable[_authz_pb2.GetSubjectSnapshotRequest, _authz_pb2.GetSubjectSnapshotResponse]
+    """Everything the rules need to decide for one principal, for in-process evaluators (local
+    evaluator library): grants with their sources, teams, the org's dangerous actions, revisions.
+    """
     RegisterPermissions: _grpc.UnaryUnaryMultiCallable[_authz_pb2.RegisterPermissionsRequest, _authz_pb2.RegisterPermissionsResponse]
     """A service registers its permission catalog at start; idempotent; caller known by mTLS."""
     ListPermissions: _grpc.UnaryUnaryMultiCallable[_authz_pb2.ListPermissionsRequest, _authz_pb2.ListPermissionsResponse]
@@ -155,6 +163,14 @@ class AuthzServiceAsyncStub(AuthzServiceStub):
     """Rename a user type or change its default role (a permission grant for its users, D1)."""
     DeleteUserType: _aio.UnaryUnaryMultiCallable[_authz_pb2.DeleteUserTypeRequest, _authz_pb2.DeleteUserTypeResponse]  # type: ignore[assignment]
     """Delete a user type; refused with FAILED_PRECONDITION while users still have it."""
+    AssignUserType: _aio.UnaryUnaryMultiCallable[_authz_pb2.AssignUserTypeRequest, _authz_pb2.AssignUserTypeResponse]  # type: ignore[assignment]
+    """Give a user of the org a user type (replacing any previous one); its default role then applies.
+    An empty user_type_id removes the user's type. A permission grant for the user (D1).
+    """
+    GetSubjectSnapshot: _aio.UnaryUnaryMultiCallable[_authz_pb2.GetSubjectSnapshotRequest, _authz_pb2.GetSubjectSnapshotResponse]  # type: ignore[assignment]
+    """Everything the rules need to decide for one principal, for in-process evaluators (local
+    evaluator library): grants with their sources, teams, the org's dangerous actions, revisions.
+    """
     RegisterPermissions: _aio.UnaryUnaryMultiCallable[_authz_pb2.RegisterPermissionsRequest, _authz_pb2.RegisterPermissionsResponse]  # type: ignore[assignment]
     """A service registers its permission catalog at start; idempotent; caller known by mTLS."""
     ListPermissions: _aio.UnaryUnaryMultiCallable[_authz_pb2.ListPermissionsRequest, _authz_pb2.ListPermissionsResponse]  # type: ignore[assignment]
@@ -370,6 +386,26 @@ class AuthzServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_authz_pb2.DeleteUserTypeResponse, _abc.Awaitable[_authz_pb2.DeleteUserTypeResponse]]:
         """Delete a user type; refused with FAILED_PRECONDITION while users still have it."""
+
+    @_abc_1.abstractmethod
+    def AssignUserType(
+        self,
+        request: _authz_pb2.AssignUserTypeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_authz_pb2.AssignUserTypeResponse, _abc.Awaitable[_authz_pb2.AssignUserTypeResponse]]:
+        """Give a user of the org a user type (replacing any previous one); its default role then applies.
+        An empty user_type_id removes the user's type. A permission grant for the user (D1).
+        """
+
+    @_abc_1.abstractmethod
+    def GetSubjectSnapshot(
+        self,
+        request: _authz_pb2.GetSubjectSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_authz_pb2.GetSubjectSnapshotResponse, _abc.Awaitable[_authz_pb2.GetSubjectSnapshotResponse]]:
+        """Everything the rules need to decide for one principal, for in-process evaluators (local
+        evaluator library): grants with their sources, teams, the org's dangerous actions, revisions.
+        """
 
     @_abc_1.abstractmethod
     def RegisterPermissions(

@@ -105,6 +105,12 @@ class Scope(enum.Enum):
         """Whether holding this scope also grants `other` (ANY > TEAM > OWN)."""
         return self.rank >= other.rank
 
+    def __lt__(self, other: object) -> bool:
+        """Narrower first (OWN < TEAM < ANY), so grants of one key sort by breadth."""
+        if not isinstance(other, Scope):
+            return NotImplemented
+        return self.rank < other.rank
+
 
 _RANK = {Scope.OWN: 0, Scope.TEAM: 1, Scope.ANY: 2}
 ALL_SCOPES = frozenset(Scope)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from helios.authz.domain.permissions import (
+from helios.authz_rules.permissions import (
     PLATFORM_MODULE,
     Catalog,
     Grant,
@@ -33,10 +33,23 @@ AI_FORBIDDEN_PATTERNS: tuple[str, ...] = (
     "authz.*.grant",
     "*.role.assign",
     "authz.*.assign",
+    "authz.role.create",
+    "authz.role.update",
+    "authz.role.delete",
+    "authz.roleAssignment.create",
+    "authz.roleAssignment.delete",
+    "authz.userType.create",
+    "authz.userType.update",
+    "authz.userType.delete",
+    "authz.teamMember.create",
+    "authz.teamMember.delete",
+    "authz.dangerousAction.update",
     "*.*.impersonate",
     "*.apiKey.create",
 )
-"""I2: an AI may never escalate, impersonate or create API keys, whatever its user may do."""
+"""I2: an AI may never escalate (change anyone's roles, user type, teams or the org's
+dangerous actions, its own user's included), impersonate or create API keys, whatever its user
+may do."""
 
 
 class ActorType(enum.Enum):

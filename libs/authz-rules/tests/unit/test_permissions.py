@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helios.authz.domain.permissions import (
+from helios.authz_rules.permissions import (
     Catalog,
     Grant,
     PermissionKey,
@@ -155,3 +155,8 @@ def test_z6_tenant_grants_checked_against_catalog() -> None:
         validate_tenant_grants({parse_grant("hr.note.create:any")}, catalog)
     with pytest.raises(InvalidArgumentError, match="not in the catalog"):
         validate_tenant_grants({parse_grant("hr.note.delete:own")}, catalog)
+
+
+def test_z5_grants_of_one_key_at_several_scopes_sort_narrowest_first() -> None:
+    wide, narrow = parse_grant("x.doc.read:any"), parse_grant("x.doc.read:own")
+    assert sorted({wide, narrow}) == [narrow, wide]

@@ -6,13 +6,13 @@ import enum
 from dataclasses import dataclass
 from typing import Literal, TypeAlias, get_args
 
-from helios.authz.domain.evaluator import (
+from helios.authz_rules.evaluator import (
     Resource,
     Subject,
     blanket_refusal,
     usable_grants,
 )
-from helios.authz.domain.permissions import (
+from helios.authz_rules.permissions import (
     PLATFORM_MODULE,
     Catalog,
     PermissionKey,

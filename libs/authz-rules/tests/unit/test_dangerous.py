@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helios.authz.domain.dangerous import dangerous_class, is_dangerous, parse_org_extra
+from helios.authz_rules.dangerous import dangerous_class, is_dangerous, parse_org_extra
 from helios.kernel.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.unit
@@ -70,3 +70,16 @@ def test_d2_org_extra_rejects_malformed_keys() -> None:
 def test_d1_malformed_key_raises() -> None:
     with pytest.raises(InvalidArgumentError):
         is_dangerous("crm..delete", False, frozenset())
+
+
+def test_d2_org_patterns_with_wildcard_parts_match() -> None:
+    extra = parse_org_extra(["recruitment.*.send", "crm.contact.export"])
+    assert extra == frozenset({"recruitment.*.send", "crm.contact.export"})
+    assert is_dangerous("recruitment.letter.send", False, extra)
+    assert not is_dangerous("recruitment.letter.read", False, extra)
+
+
+@pytest.mark.parametrize("bad", ["*.*.*", "Crm.*.send", "crm.*", "crm.-.send"])
+def test_d2_org_patterns_refuse_everything_and_malformed(bad: str) -> None:
+    with pytest.raises(InvalidArgumentError):
+        parse_org_extra([bad])

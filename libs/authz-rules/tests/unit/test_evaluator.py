@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helios.authz.domain.evaluator import ActorType, Resource, Subject, decide
-from helios.authz.domain.permissions import Catalog, Grant, Scope, parse_grant, permission
-from helios.authz.domain.plan import And, Eq, In, Or, PlanKind, matches, plan_list
+from helios.authz_rules.evaluator import ActorType, Resource, Subject, decide
+from helios.authz_rules.permissions import Catalog, Grant, Scope, parse_grant, permission
+from helios.authz_rules.plan import And, Eq, In, Or, PlanKind, matches, plan_list
 from helios.kernel.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.unit

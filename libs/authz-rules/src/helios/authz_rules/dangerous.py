@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from helios.authz.domain.permissions import PermissionKey, key_matches, parse_key
+from helios.authz_rules.permissions import PermissionKey, key_matches, parse_key
+from helios.kernel.errors import InvalidArgumentError
 
 __all__ = [
     "DEFAULT_DANGEROUS_CLASSES",
@@ -53,14 +54,32 @@ def dangerous_class(key: str | PermissionKey) -> DangerousClass | None:
     return None
 
 
-def parse_org_extra(keys: Iterable[str]) -> frozenset[str]:
-    """An org's extra dangerous keys (D2), validated and normalised; raises InvalidArgumentError
-    on a malformed key."""
-    return frozenset(str(parse_key(k)) for k in keys)
+def parse_org_extra(patterns: Iterable[str]) -> frozenset[str]:
+    """An org's extra dangerous keys or patterns (D2; a `*` part matches any part), validated;
+    raises InvalidArgumentError on a malformed one. A pattern of only `*` parts is refused."""
+    found = set()
+    for raw in patterns:
+        parts = raw.split(".")
+        if len(parts) == 3 and "*" in parts:
+            if parts == ["*", "*", "*"]:
+                raise InvalidArgumentError(
+                    "`*.*.*` would mark everything dangerous; name a module, entity or verb",
+                    field="permissions",
+                )
+            stand_in = [("x" if p == "*" else p) for p in parts]
+            parse_key(".".join(stand_in))
+            found.add(raw)
+        else:
+            found.add(str(parse_key(raw)))
+    return frozenset(found)
 
 
 def is_dangerous(key: str | PermissionKey, spec_flag: bool, org_extra: frozenset[str]) -> bool:
     """Whether the action is dangerous: flagged by its spec, in a D1 default class, or marked by
-    the org (D2). Raises InvalidArgumentError on a malformed key."""
+    the org (D2, keys or patterns). Raises InvalidArgumentError on a malformed key."""
     parsed = parse_key(key)
-    return spec_flag or dangerous_class(parsed) is not None or str(parsed) in org_extra
+    return (
+        spec_flag
+        or dangerous_class(parsed) is not None
+        or any(key_matches(p, parsed) for p in org_extra)
+    )

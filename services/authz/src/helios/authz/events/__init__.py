@@ -1,0 +1,1 @@
+"""Authz on NATS: cache invalidation, blueprint seeding on new orgs, catalog registration."""
