@@ -111,8 +111,10 @@ class Stack:
                 run_once(module, ["migrate"], self._service_env(name, role))
         run_once("helios.gateway", ["migrate"], self._gateway_env())
         self._say(progress, "starting identity, authz, ai-broker, audit, keyvault")
-        for name, module, role in GRPC_SERVICES:
+        # every port first: each service's environment names authz's (HELIOS_AUTHZ_TARGET)
+        for name, _, _ in GRPC_SERVICES:
             self.ports[name] = free_port()
+        for name, module, role in GRPC_SERVICES:
             self._spawn(name, module, self._service_env(name, role))
         asyncio.run(self._wait_grpc([name for name, _, _ in GRPC_SERVICES]))
         self._say(progress, "starting the gateway")
@@ -150,6 +152,7 @@ class Stack:
             "HELIOS_DATABASE_URL": self.database_url,
             "HELIOS_DATABASE_ROLE": role,
             "HELIOS_NATS_URL": self.nats_url,
+            _target_variable("authz"): f"localhost:{self.ports.get('authz', 0)}",
         }
         if name == "keyvault":
             env["HELIOS_SEAL_STATE_DIR"] = str(self.state / "keyvault")

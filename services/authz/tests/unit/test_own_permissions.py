@@ -7,6 +7,7 @@ from google.protobuf.descriptor import FileDescriptor
 
 from helios.authz.domain.own_permissions import AUTHZ_PERMISSIONS
 from helios.authz_rules.permissions import parse_key
+from helios.kernel.permission_catalog import required_permissions
 from helios.proto.ai_broker.v1 import ai_broker_pb2
 from helios.proto.audit.v1 import audit_pb2
 from helios.proto.authz.v1 import authz_pb2
@@ -27,7 +28,7 @@ def _options(file: FileDescriptor) -> dict[str, options_pb2.MethodAuthz]:
 
 def test_z2_every_authz_rpc_permission_is_declared_with_its_dangerous_flag() -> None:
     declared = {str(s.key): s for s in AUTHZ_PERMISSIONS}
-    required = {o.permission: o.dangerous for o in _options(authz_pb2.DESCRIPTOR).values()}
+    required = required_permissions(authz_pb2.DESCRIPTOR.services_by_name["AuthzService"])
     assert set(required) == set(declared)
     for key, dangerous in required.items():
         assert declared[key].dangerous is dangerous, key

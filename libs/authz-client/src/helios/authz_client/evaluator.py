@@ -107,8 +107,9 @@ class LocalEvaluator:
 
     def catalog_changed(self, revision: int | None) -> None:
         """The catalog is at `revision` now (None: unknown); it is fetched again before the
-        next decision that needs it."""
+        next decision that needs it, and snapshots are dropped (blueprint roles grow with it)."""
         self._catalog.announced(revision, self._clock())
+        self._cache.clear()
 
     def _unreadable(self, org_id: str) -> None:
         if org_id:

@@ -29,7 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helios.kernel.bus import Bus
 
-__all__ = ["OutboxRelay", "enqueue", "outbox_table"]
+__all__ = ["OUTBOX_WRITTEN", "OutboxRelay", "enqueue", "outbox_table"]
+
+OUTBOX_WRITTEN = "helios_outbox_written"
+"""Session info flag: this transaction enqueued events (see SqlUnitOfWork)."""
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,9 @@ async def enqueue(
     headers: dict[str, str] | None = None,
 ) -> None:
     """Add an event to the outbox inside the caller's open transaction (no commit here); it is
-    published only if that transaction commits."""
+    published only if that transaction commits. Marks the session so that its unit of work
+    wakes the relay after the commit."""
+    session.info[OUTBOX_WRITTEN] = True
     await session.execute(
         table.insert().values(
             id=event_id,

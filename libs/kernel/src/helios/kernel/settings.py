@@ -44,6 +44,11 @@ class GrpcSettings(KernelSettings):
     grpc_host: str = "0.0.0.0"
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
+    authz_target: str = Field(
+        default="authz:50051",
+        min_length=1,
+        description="authz's host:port, where the service registers its permissions at start",
+    )
 
 
 class ServiceSettings(GrpcSettings):

@@ -8,6 +8,8 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from helios.kernel.outbox import OUTBOX_WRITTEN
+
 __all__ = ["SqlUnitOfWork"]
 
 T = TypeVar("T")
@@ -15,8 +17,8 @@ T = TypeVar("T")
 
 class SqlUnitOfWork(Generic[T]):
     """`async with uow() as tx`: `tx` is `make(session)` inside a transaction that commits when
-    the block ends normally and rolls back on an exception; after a commit `on_commit` runs
-    (services wake their outbox relay there)."""
+    the block ends normally and rolls back on an exception; after a commit that enqueued outbox
+    events `on_commit` runs (services wake their outbox relay there; reads wake nothing)."""
 
     def __init__(
         self,
@@ -30,6 +32,8 @@ class SqlUnitOfWork(Generic[T]):
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[T]:
-        async with self._sessions() as session, session.begin():
-            yield self._make(session)
-        self._on_commit()
+        async with self._sessions() as session:
+            async with session.begin():
+                yield self._make(session)
+            if session.info.pop(OUTBOX_WRITTEN, False):
+                self._on_commit()

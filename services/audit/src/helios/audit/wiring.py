@@ -6,13 +6,15 @@ import asyncio
 from importlib.resources import files
 from pathlib import Path
 
+from helios.audit.domain.permissions import AUDIT_PERMISSIONS
 from helios.audit.events.consumer import AuditConsumer
 from helios.audit.rpc.servicer import AuditServicer
 from helios.audit.service import AuditService
 from helios.audit.store import tables
 from helios.audit.store.postgres import PostgresAuditLog
 from helios.kernel.migrations import migrate
-from helios.kernel.runtime import ServiceRuntime
+from helios.kernel.permission_catalog import registration_task
+from helios.kernel.runtime import ServiceRuntime, cert_files
 from helios.kernel.settings import ServiceSettings
 from helios.proto.audit.v1 import audit_pb2, audit_pb2_grpc
 
@@ -40,6 +42,9 @@ def wire(settings: ServiceSettings) -> ServiceRuntime:
     )
     runtime.grpc.add_background(AuditConsumer(runtime.bus, service).run)
     runtime.grpc.add_background(end_watches)
+    runtime.grpc.add_background(
+        registration_task(NAME, AUDIT_PERMISSIONS, settings.authz_target, cert_files(settings))
+    )
     return runtime
 
 

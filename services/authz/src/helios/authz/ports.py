@@ -8,6 +8,7 @@ from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from helios.authz.domain.blueprints import Blueprint
 from helios.authz.domain.model import (
     AssignmentRecord,
     DecisionRecord,
@@ -87,6 +88,11 @@ class RoleStore(Protocol):
 
     async def page(self, org_id: str, after: str, limit: int) -> list[RoleRecord]:
         """Live roles of the org ordered by name, names greater than `after`."""
+        ...
+
+    async def extend_blueprints(self, blueprint: Blueprint, grants: frozenset[Grant]) -> list[str]:
+        """Add `grants` to every live role seeded from `blueprint`, each at its org's next
+        revision (bumped here); returns the orgs whose policy changed."""
         ...
 
     async def seeded(self, org_id: str) -> bool:

@@ -7,6 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from helios.identity.argon2_hasher import Argon2Hasher
+from helios.identity.domain.permissions import IDENTITY_PERMISSIONS
 from helios.identity.rpc.servicer import IdentityServicer
 from helios.identity.service import IdentityService
 from helios.identity.settings import IdentitySettings
@@ -14,8 +15,9 @@ from helios.identity.store import tables
 from helios.identity.store.postgres import postgres_unit_of_work
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.migrations import migrate
+from helios.kernel.permission_catalog import registration_task
 from helios.kernel.principal import AssertionSigner, load_private_key
-from helios.kernel.runtime import ServiceRuntime
+from helios.kernel.runtime import ServiceRuntime, cert_files
 from helios.proto.identity.v1 import identity_pb2, identity_pb2_grpc
 
 __all__ = ["NAME", "build_service", "migrate_schema", "wire"]
@@ -49,6 +51,9 @@ def wire(settings: IdentitySettings) -> ServiceRuntime:
     runtime.grpc.add_service(
         identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name,
         lambda server: identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server),
+    )
+    runtime.grpc.add_background(
+        registration_task(NAME, IDENTITY_PERMISSIONS, settings.authz_target, cert_files(settings))
     )
     return runtime
 

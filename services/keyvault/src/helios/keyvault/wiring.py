@@ -11,8 +11,10 @@ import boto3
 
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.migrations import migrate
-from helios.kernel.runtime import ServiceRuntime
+from helios.kernel.permission_catalog import registration_task
+from helios.kernel.runtime import ServiceRuntime, cert_files
 from helios.keyvault.attachments import AttachmentService
+from helios.keyvault.domain.permissions import KEYVAULT_PERMISSIONS
 from helios.keyvault.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from helios.keyvault.ports import SealProvider
 from helios.keyvault.rotation import ScheduledRotation
@@ -110,6 +112,9 @@ def wire(settings: KeyvaultSettings) -> ServiceRuntime:
     runtime.grpc.add_service(
         keyvault_pb2.DESCRIPTOR.services_by_name["KeyvaultService"].full_name,
         lambda server: keyvault_pb2_grpc.add_KeyvaultServiceServicer_to_server(servicer, server),
+    )
+    runtime.grpc.add_background(
+        registration_task(NAME, KEYVAULT_PERMISSIONS, settings.authz_target, cert_files(settings))
     )
     return runtime
 

@@ -19,6 +19,7 @@ __all__ = [
     "ADMIN_MODULES",
     "OWNER_ONLY_PATTERNS",
     "READ_VERBS",
+    "TENANT_BLUEPRINTS",
     "Blueprint",
     "blueprint_grants",
 ]
@@ -42,6 +43,16 @@ class Blueprint(enum.Enum):
     EMPLOYEE = "employee"
     CLIENT = "client"
     PLATFORM_ROOT = "root"
+
+
+TENANT_BLUEPRINTS: tuple[Blueprint, ...] = (
+    Blueprint.OWNER,
+    Blueprint.ADMIN,
+    Blueprint.MANAGER,
+    Blueprint.EMPLOYEE,
+    Blueprint.CLIENT,
+)
+"""The blueprints every org is seeded with (the platform root is not one)."""
 
 
 def _widest(spec: PermissionSpec, cap: Scope) -> Scope | None:

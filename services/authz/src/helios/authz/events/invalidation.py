@@ -42,6 +42,7 @@ class PolicyListener:
         self.received += 1
         if message.subject == CATALOG_SUBJECT:
             self._decisions.catalog_cache.announced()
+            self._decisions.subjects.clear()
             return
         self._decisions.subjects.announced(
             changed.metadata.org_id, changed.metadata.revision, changed.affected_user_ids

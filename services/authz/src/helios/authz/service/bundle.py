@@ -40,19 +40,20 @@ class AuthzServices:
         log: DecisionLog,
         clock: Callable[[], dt.datetime],
         *,
-        registrars: frozenset[str] = HELIOS_SERVICES,
+        product_services: frozenset[str] = frozenset(),
         cache_ttl: float = 1.0,
     ) -> AuthzServices:
-        """Wire the use cases together; `cache_ttl` bounds minimize_latency staleness."""
-        decisions = DecisionService(
-            uow, log, clock, registrars, subjects=SubjectCache(ttl=cache_ttl)
-        )
-        access = Access(decisions, registrars)
+        """Wire the use cases together. Helios services administer orgs; they and the
+        `product_services` (mTLS identities) ask for decisions and register their permissions.
+        `cache_ttl` bounds minimize_latency staleness."""
+        callers = HELIOS_SERVICES | product_services
+        decisions = DecisionService(uow, log, clock, callers, subjects=SubjectCache(ttl=cache_ttl))
+        access = Access(decisions, HELIOS_SERVICES)
         roles = RoleService(uow, access, clock)
         return cls(
             decisions=decisions,
             access=access,
-            catalog=CatalogService(uow, access, registrars),
+            catalog=CatalogService(uow, access, callers),
             roles=roles,
             teams=TeamService(uow, access, clock),
             user_types=UserTypeService(uow, access, clock),

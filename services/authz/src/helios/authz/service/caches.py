@@ -79,6 +79,10 @@ class SubjectCache:
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget every entry (the catalog changed: blueprint roles may have grown)."""
+        self._entries.clear()
+
     def announced(self, org_id: str, revision: int, user_ids: Collection[str] = ()) -> int:
         """The org is now at `revision`: drop older entries of the given users (empty: every
         user of the org). Returns how many entries were dropped."""

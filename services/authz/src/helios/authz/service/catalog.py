@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from helios.authz.domain.blueprints import TENANT_BLUEPRINTS, blueprint_grants
 from helios.authz.domain.model import RegisteredPermission
-from helios.authz.ports import UnitOfWork
-from helios.authz.service.access import Access, Actor
+from helios.authz.ports import AuthzTransaction, UnitOfWork
+from helios.authz.service.access import HELIOS_SERVICES, Access, Actor
 from helios.authz.service.decisions import CATALOG_REVISION_KEY
 from helios.authz.service.writes import page_size, record_write
 from helios.authz_rules.dangerous import is_dangerous
-from helios.authz_rules.permissions import PermissionSpec
+from helios.authz_rules.permissions import Catalog, PermissionSpec
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
 from helios.kernel.errors import AlreadyExistsError, InvalidArgumentError, PermissionDeniedError
@@ -18,8 +19,9 @@ __all__ = ["CatalogService"]
 
 
 class CatalogService:
-    """RegisterPermissions (idempotent; a changed spec is refused) and ListPermissions with the
-    org's effective dangerous flags (D1 defaults + D2 marks)."""
+    """RegisterPermissions (idempotent; a changed spec is refused; a product service registers
+    only keys of its own module) and ListPermissions with the org's effective dangerous flags
+    (D1 defaults + D2 marks)."""
 
     def __init__(self, uow: UnitOfWork, access: Access, registrars: frozenset[str]) -> None:
         self._uow = uow
@@ -40,6 +42,13 @@ class CatalogService:
         keys = [spec.key for spec in specs]
         if len(set(keys)) != len(keys):
             raise InvalidArgumentError("permission keys must be unique", field="permissions")
+        if service not in HELIOS_SERVICES:
+            foreign = sorted(str(k) for k in keys if k.module != service)
+            if foreign:
+                raise PermissionDeniedError(
+                    f"a product service registers only {service}.* keys; refused: "
+                    + ", ".join(foreign[:10])
+                )
         async with self._uow() as tx:
             existing = {e.spec.key: e for e in await tx.catalog.permissions(keys)}
             new: list[RegisteredPermission] = []
@@ -58,6 +67,7 @@ class CatalogService:
             await tx.catalog.add_permissions(new)
             revision = await tx.revisions.bump(CATALOG_REVISION_KEY)
             added = [str(e.spec.key) for e in new]
+            orgs = await self._extend_blueprints(tx, Catalog(e.spec for e in new))
             await record_write(
                 tx,
                 ctx,
@@ -65,10 +75,24 @@ class CatalogService:
                 revision,
                 events_pb2.POLICY_CHANGE_KIND_CATALOG,
                 Change(
-                    "authz.permission.register", "authz.permission", service, diff={"added": added}
+                    "authz.permission.register",
+                    "authz.permission",
+                    service,
+                    diff={"added": added, "blueprint_orgs_extended": len(orgs)},
                 ),
             )
         return added, revision
+
+    @staticmethod
+    async def _extend_blueprints(tx: AuthzTransaction, new: Catalog) -> set[str]:
+        """Seeded blueprint roles follow the catalog: each gets what its rule grants of the new
+        keys (an org's own removals stay removed: only new keys are added)."""
+        orgs: set[str] = set()
+        for blueprint in TENANT_BLUEPRINTS:
+            orgs.update(
+                await tx.roles.extend_blueprints(blueprint, blueprint_grants(blueprint, new))
+            )
+        return orgs
 
     async def page(
         self, ctx: CallContext, org_id: str, service: str, size: int, page_token: str

@@ -30,7 +30,7 @@ from helios.authz_rules.evaluator import (
 )
 from helios.authz_rules.explain import Step, explain
 from helios.authz_rules.permissions import Catalog, PermissionKey, key_matches, parse_key
-from helios.authz_rules.plan import Plan, plan_list
+from helios.authz_rules.plan import Plan, PlanKind, plan_list
 from helios.kernel.context import CallContext
 from helios.kernel.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
 from helios.proto.common.v1 import principal_pb2
@@ -222,6 +222,7 @@ class DecisionService:
         self._registrars = registrars
         self.subjects = subjects or SubjectCache()
         self.catalog_cache = catalog or CatalogCache()
+        self._catalog_seen = 0
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -252,6 +253,8 @@ class DecisionService:
             return cached
         async with self._uow() as tx:
             facts = await tx.subjects.facts(principal.org_id, principal.actor_id)
+            catalog_revision = await tx.revisions.current(CATALOG_REVISION_KEY)
+        self._catalog_seen = max(self._catalog_seen, catalog_revision)
         self.subjects.put(facts)
         return facts
 
@@ -259,14 +262,11 @@ class DecisionService:
         self, keys: Iterable[str] = (), consistency: Consistency = MINIMIZE_LATENCY
     ) -> Catalog:
         """The catalog, reloaded when stale or missing one of `keys`; a fully consistent read
-        also reloads it when the stored catalog revision moved."""
+        also reloads it when the catalog revision read with the facts is newer than the cache."""
         wanted = list(keys)
         stale = self.catalog_cache.needs_load(wanted)
-        if not stale and consistency.freshness is Freshness.FULLY_CONSISTENT:
-            async with self._uow() as tx:
-                stale = (
-                    await tx.revisions.current(CATALOG_REVISION_KEY) != self.catalog_cache.revision
-                )
+        if consistency.freshness is Freshness.FULLY_CONSISTENT:
+            stale = stale or self._catalog_seen > self.catalog_cache.revision
         if stale:
             async with self._uow() as tx:
                 revision = await tx.revisions.current(CATALOG_REVISION_KEY)
@@ -406,7 +406,7 @@ class DecisionService:
             target,
             decision_id,
             facts.revision,
-            plan.filter is not None or plan.kind.value == "always_allowed",
+            plan.kind is not PlanKind.ALWAYS_DENIED,
         )
         return PlanResult(
             plan=plan,

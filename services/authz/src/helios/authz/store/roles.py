@@ -6,13 +6,19 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Row, Select, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from helios.authz.domain.blueprints import Blueprint
 from helios.authz.domain.model import AssignmentRecord, RoleRecord
 from helios.authz.store.history import live
-from helios.authz.store.tables import assignments, role_grants, role_names, roles
+from helios.authz.store.tables import (
+    assignments,
+    org_revisions,
+    role_grants,
+    role_names,
+    roles,
+)
 from helios.authz_rules.permissions import Grant, Scope, parse_key
 from helios.kernel.db import insert_unique
 from helios.kernel.errors import AlreadyExistsError
@@ -137,6 +143,37 @@ class PgRoles:
             .order_by(roles.c.name)
             .limit(limit)
         )
+
+    async def extend_blueprints(self, blueprint: Blueprint, grants: frozenset[Grant]) -> list[str]:
+        if not grants:
+            return []
+        holders = select(roles.c.org_id).where(
+            roles.c.blueprint == blueprint.value, roles.c.deleted_revision.is_(None)
+        )
+        bumped = await self._s.execute(
+            update(org_revisions)
+            .where(org_revisions.c.org_id.in_(holders))
+            .values(revision=org_revisions.c.revision + 1)
+            .returning(org_revisions.c.org_id)
+        )
+        orgs = sorted(bumped.scalars())
+        for grant in sorted(grants):
+            await self._s.execute(
+                role_grants.insert().from_select(
+                    ["role_id", "permission_key", "scope", "added_revision"],
+                    select(
+                        roles.c.id,
+                        literal(str(grant.key)),
+                        literal(grant.scope.value),
+                        org_revisions.c.revision,
+                    )
+                    .join(org_revisions, org_revisions.c.org_id == roles.c.org_id)
+                    .where(
+                        roles.c.blueprint == blueprint.value, roles.c.deleted_revision.is_(None)
+                    ),
+                )
+            )
+        return orgs
 
     async def seeded(self, org_id: str) -> bool:
         tenant_blueprints = [b.value for b in Blueprint if b is not Blueprint.PLATFORM_ROOT]

@@ -1,0 +1,1 @@
+"""The AI broker's pure model and rules: no I/O."""
