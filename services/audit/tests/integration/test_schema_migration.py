@@ -42,10 +42,26 @@ def test_p6_migrating_twice_is_harmless(audit_schema: str) -> None:
     assert {name for (name,) in tables_after} == {
         "alembic_version",
         "audit_log",
+        "checkpoints",
         "dead_letters",
+        "merkle_nodes",
+        "org_logs",
+        "org_retention",
         "outbox",
+        "purges",
     }
     assert triggers_after == triggers_before
     assert triggers_after == [("audit_log_append_only",), ("audit_log_no_truncate",)]
-    assert versions == [("0001",)]
+    assert versions == [("0003",)]
     assert [allowed for (allowed,) in privileges] == [True, True, False, False, False]
+    with psycopg.connect(audit_schema) as conn:
+        purge_privileges = conn.execute(
+            "SELECT has_table_privilege('helios_audit', 'audit.purges', p) "
+            "FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) AS p"
+        ).fetchall()
+        purge_triggers = conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit.purges'::regclass "
+            "AND NOT tgisinternal ORDER BY tgname"
+        ).fetchall()
+    assert [allowed for (allowed,) in purge_privileges] == [True, True, False, False, False]
+    assert purge_triggers == [("purges_append_only",), ("purges_no_truncate",)]

@@ -19,6 +19,7 @@ from helios.authz.domain.own_permissions import AUTHZ_PERMISSIONS
 from helios.authz_rules.dangerous import is_dangerous
 from helios.authz_rules.permissions import Catalog, PermissionSpec, Scope, permission
 from helios.kernel.clients import call_metadata
+from helios.kernel.testing.audit_events import AuditEvents
 from helios.proto.audit.v1 import events_pb2 as audit_pb2
 from helios.proto.authz.v1 import authz_pb2 as az
 from helios.proto.authz.v1 import events_pb2 as authz_events
@@ -1104,43 +1105,43 @@ def _diff(event: audit_pb2.AuditEvent) -> dict[str, Any]:
 
 
 class _Trail:
-    """Outbox rows written since the last look."""
+    """The audit event (kernel helper) and the PolicyChanged announcement of each write."""
 
     def __init__(self, db: AsyncConnection, org: str, principal: principal_pb2.Principal) -> None:
         self._db = db
         self._org = org
         self._principal = principal
+        self._audits = AuditEvents(db, "authz")
         self._seen: set[Any] = set()
 
     async def start(self) -> None:
+        await self._audits.mark()
         self._seen = set(await _outbox(self._db))
 
-    async def new(self) -> list[tuple[str, bytes]]:
+    async def _policy(self) -> list[tuple[str, bytes]]:
         rows = await _outbox(self._db)
         fresh = [v for k, v in rows.items() if k not in self._seen]
         self._seen = set(rows)
-        return fresh
+        return [(s, p) for s, p in fresh if not s.startswith("audit.")]
 
     async def expect_nothing(self, what: str) -> None:
-        assert await self.new() == [], what
+        await self._audits.expect_none(what)
+        assert await self._policy() == [], what
 
     async def expect(self, action: str, resource_id: str, revision: int) -> audit_pb2.AuditEvent:
-        rows = await self.new()
-        audits = [p for s, p in rows if s.startswith("audit.")]
-        policy = [(s, p) for s, p in rows if not s.startswith("audit.")]
-        assert len(audits) == 1, (action, [s for s, _ in rows])
-        assert len(policy) == 1, (action, [s for s, _ in rows])
-        assert [s for s, _ in rows if s.startswith("audit.")] == [f"audit.authz.{action}"]
-        event = audit_pb2.AuditEvent.FromString(audits[0])
-        assert event.action == action
-        assert event.org_id == self._org, action
-        assert event.resource_id == resource_id, action
-        assert event.actor_type == principal_pb2.ACTOR_TYPE_USER, action
-        assert event.actor_id == self._principal.actor_id, action
-        assert event.session_id == self._principal.session_id, action
-        assert event.producer == "authz"
+        event = await self._audits.expect_one(
+            action,
+            org_id=self._org,
+            resource_id=resource_id,
+            actor_type=principal_pb2.ACTOR_TYPE_USER,
+            actor_id=self._principal.actor_id,
+            session_id=self._principal.session_id,
+            producer="authz",
+            diff={"revision": revision},
+        )
         assert uuid.UUID(event.decision_id), action
-        assert event.diff["revision"] == revision, action
+        policy = await self._policy()
+        assert len(policy) == 1, (action, [s for s, _ in policy])
         subject, payload = policy[0]
         assert subject == f"authz.policy.changed.{self._org}", action
         changed = authz_events.PolicyChanged.FromString(payload)

@@ -7,11 +7,14 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 
 from helios.audit.domain.events import EventQuery, Incoming, parse_event
-from helios.audit.ports import AuditLog
+from helios.audit.ports import AuditLog, ListScopes
 from helios.kernel.context import CallContext
 from helios.proto.audit.v1 import audit_pb2, events_pb2
+from helios.proto.authz.v1 import authz_pb2
+from helios.proto.common.v1 import principal_pb2
 
 __all__ = ["WATCH_BATCH", "WATCH_POLL_SECONDS", "AuditService"]
 
@@ -24,9 +27,26 @@ WATCH_BATCH = 100
 class AuditService:
     """Ingest is idempotent on event id; malformed messages go to the dead-letter table."""
 
-    def __init__(self, store: AuditLog, *, watch_poll_seconds: float = WATCH_POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        store: AuditLog,
+        scopes: ListScopes | None = None,
+        *,
+        watch_poll_seconds: float = WATCH_POLL_SECONDS,
+    ) -> None:
         self._store = store
+        self._scopes = scopes
         self._poll = watch_poll_seconds
+
+    async def _scope(
+        self, principal: principal_pb2.Principal, permission: str, query: EventQuery
+    ) -> tuple[EventQuery, authz_pb2.PlanListResponse | None]:
+        """Which rows the principal may see (Z5): authz's list plan over org and actor when
+        authz is wired and the principal belongs to an org (org admins: their org; others:
+        what their grants reach, e.g. their own rows); otherwise only rows it is the actor of."""
+        if self._scopes is None or not principal.org_id:
+            return replace(query, actor_id=principal.actor_id), None
+        return query, await self._scopes.plan(principal, permission, "audit.event")
 
     async def ingest(self, batch: Sequence[Incoming]) -> int:
         """Store a batch delivered by the stream; returns the number of new rows. Returns only
@@ -45,15 +65,12 @@ class AuditService:
     async def list_events(
         self, request: audit_pb2.ListEventsRequest, ctx: CallContext
     ) -> tuple[list[audit_pb2.AuditRecord], str]:
-        """The caller's own audit rows, newest first, and the next page token.
-
-        Until authz scopes land (issues #5, #6) a principal sees only rows where it is the actor;
-        filters in the request narrow that further.
-        """
+        """The audit rows the caller may list (see _scope), newest first, narrowed by the
+        request's filters, and the next page token."""
         principal = ctx.require_principal()
         page_size, cursor = EventQuery.page(request.page_size, request.page_token)
         query = EventQuery(
-            actor_id=principal.actor_id,
+            actor_id=request.actor_id,
             org_id=request.org_id,
             action=request.action,
             resource_type=request.resource_type,
@@ -63,7 +80,8 @@ class AuditService:
             page_size=page_size,
             before_seq=cursor,
         )
-        rows = await self._store.query(query)
+        query, plan = await self._scope(principal, "audit.event.list", query)
+        rows = await self._store.query(query, plan)
         next_token = str(rows[-1][0]) if len(rows) == page_size else ""
         return [record for _, record in rows], next_token
 
@@ -75,19 +93,20 @@ class AuditService:
         every `watch_poll_seconds`. Runs until the client cancels (the task is cancelled) or
         `stop` is set (server shutdown: the stream then ends normally, resumable by sequence).
 
-        Same scope as list_events: until authz scopes land (issues #5, #6) a principal sees
-        only rows where it is the actor, and `org_id` narrows that further; the admins-of-org
-        tail comes with those issues. A row whose ingest commits after a higher-numbered row
-        (two replicas writing at once) can be passed over by the cursor; ListEvents stays
-        the complete record.
+        Scoped like list_events, with `audit.event.watch` (decided once, when the stream
+        opens), and `org_id` narrows it further. A row whose ingest commits after a
+        higher-numbered row (two replicas writing at once) can be passed over by the cursor;
+        ListEvents stays the complete record.
         """
         principal = ctx.require_principal()
         cursor = EventQuery.resume_after(request.after_sequence)
-        query = EventQuery(actor_id=principal.actor_id, org_id=request.org_id)
+        query, plan = await self._scope(
+            principal, "audit.event.watch", EventQuery(org_id=request.org_id)
+        )
         if not cursor:
             cursor = await self._store.last_sequence()
         while not stop.is_set():
-            rows = await self._store.after(query, cursor, WATCH_BATCH)
+            rows = await self._store.after(query, cursor, WATCH_BATCH, plan)
             for seq, record in rows:
                 cursor = seq
                 yield seq, record

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass
 
+from google.protobuf import json_format
+
+from helios.audit.domain.leaf import canonical_json
 from helios.kernel.errors import InvalidArgumentError
 from helios.proto.audit.v1 import events_pb2
 
@@ -67,8 +71,18 @@ def parse_event(data: bytes) -> events_pb2.AuditEvent:
     if not event.HasField("occurred_at"):
         raise ValueError("occurred_at is missing")
     for name, limit in FIELD_LIMITS.items():
-        if len(getattr(event, name)) > limit:
+        value = getattr(event, name)
+        if len(value) > limit:
             raise ValueError(f"{name} is longer than {limit} characters")
+        if "\x00" in value:
+            raise ValueError(f"{name} contains a NUL character (PostgreSQL text cannot hold it)")
+    try:
+        event.occurred_at.ToDatetime()
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"occurred_at is out of range: {exc}") from exc
+    diff = json.dumps(canonical_json(json_format.MessageToDict(event.diff)))
+    if "\\u0000" in diff:
+        raise ValueError("diff contains a NUL character (PostgreSQL JSONB cannot hold it)")
     return event
 
 

@@ -28,7 +28,7 @@ from helios.proto.audit.v1 import events_pb2 as helios_dot_proto_dot_audit_dot_v
 from helios.proto.options.v1 import options_pb2 as helios_dot_proto_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!helios/proto/audit/v1/audit.proto\x12\x15helios.proto.audit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"helios/proto/audit/v1/events.proto\x1a%helios/proto/options/v1/options.proto\"\x89\x01\n\x0b\x41uditRecord\x12\x30\n\x05\x65vent\x18\x01 \x01(\x0b\x32!.helios.proto.audit.v1.AuditEvent\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fstream_sequence\x18\x03 \x01(\x04\"\xee\x01\n\x11ListEventsRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x15\n\rresource_type\x18\x04 \x01(\t\x12\x13\n\x0bresource_id\x18\x05 \x01(\t\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"b\n\x12ListEventsResponse\x12\x33\n\x07records\x18\x01 \x03(\x0b\x32\".helios.proto.audit.v1.AuditRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x12WatchEventsRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"[\n\x13WatchEventsResponse\x12\x32\n\x06record\x18\x01 \x01(\x0b\x32\".helios.proto.audit.v1.AuditRecord\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"\xb0\x01\n\nCheckpoint\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12-\n\tsealed_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12previous_root_hash\x18\x05 \x01(\x0c\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\"\'\n\x15SealCheckpointRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\"O\n\x16SealCheckpointResponse\x12\x35\n\ncheckpoint\x18\x01 \x01(\x0b\x32!.helios.proto.audit.v1.Checkpoint\"9\n\x14GetCheckpointRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"N\n\x15GetCheckpointResponse\x12\x35\n\ncheckpoint\x18\x01 \x01(\x0b\x32!.helios.proto.audit.v1.Checkpoint\"O\n\x18GetInclusionProofRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x04\"V\n\x19GetInclusionProofResponse\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x12\n\naudit_path\x18\x03 \x03(\x0c\"U\n\x1aGetConsistencyProofRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x12\n\nfirst_size\x18\x02 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x03 \x01(\x04\",\n\x1bGetConsistencyProofResponse\x12\r\n\x05proof\x18\x01 \x03(\x0c\"\x8b\x01\n\x13\x45xportEventsRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"`\n\x14\x45xportEventsResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x13\n\x0b\x65vents_done\x18\x03 \x01(\x04\x12\x14\n\x0c\x65vents_total\x18\x04 \x01(\x04\"]\n\x17SetRetentionTierRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x32\n\x04tier\x18\x02 \x01(\x0e\x32$.helios.proto.audit.v1.RetentionTier\"\x1a\n\x18SetRetentionTierResponse*\xa0\x01\n\rRetentionTier\x12\x1e\n\x1aRETENTION_TIER_UNSPECIFIED\x10\x00\x12\x17\n\x13RETENTION_TIER_FREE\x10\x01\x12\x1a\n\x16RETENTION_TIER_STARTER\x10\x02\x12\x1b\n\x17RETENTION_TIER_BUSINESS\x10\x03\x12\x1d\n\x19RETENTION_TIER_ENTERPRISE\x10\x04\x32\x87\x0b\n\x0c\x41uditService\x12\x95\x01\n\nListEvents\x12(.helios.proto.audit.v1.ListEventsRequest\x1a).helios.proto.audit.v1.ListEventsResponse\"2\x8a\xb5\x18\x12\n\x10\x61udit.event.list\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/audit/events\x12\x7f\n\x0bWatchEvents\x12).helios.proto.audit.v1.WatchEventsRequest\x1a*.helios.proto.audit.v1.WatchEventsResponse\"\x17\x8a\xb5\x18\x13\n\x11\x61udit.event.watch0\x01\x12\xbc\x01\n\x0eSealCheckpoint\x12,.helios.proto.audit.v1.SealCheckpointRequest\x1a-.helios.proto.audit.v1.SealCheckpointResponse\"M\x8a\xb5\x18\x17\n\x15\x61udit.checkpoint.seal\x82\xd3\xe4\x93\x02,\"\'/api/v1/audit/orgs/{org_id}/checkpoints:\x01*\x12\xb5\x01\n\rGetCheckpoint\x12+.helios.proto.audit.v1.GetCheckpointRequest\x1a,.helios.proto.audit.v1.GetCheckpointResponse\"I\x8a\xb5\x18\x17\n\x15\x61udit.checkpoint.read\x82\xd3\xe4\x93\x02(\x12&/api/v1/audit/orgs/{org_id}/checkpoint\x12\xc7\x01\n\x11GetInclusionProof\x12/.helios.proto.audit.v1.GetInclusionProofRequest\x1a\x30.helios.proto.audit.v1.GetInclusionProofResponse\"O\x8a\xb5\x18\x17\n\x15\x61udit.checkpoint.read\x82\xd3\xe4\x93\x02.\x12,/api/v1/audit/orgs/{org_id}/proofs/inclusion\x12\xcf\x01\n\x13GetConsistencyProof\x12\x31.helios.proto.audit.v1.GetConsistencyProofRequest\x1a\x32.helios.proto.audit.v1.GetConsistencyProofResponse\"Q\x8a\xb5\x18\x17\n\x15\x61udit.checkpoint.read\x82\xd3\xe4\x93\x02\x30\x12./api/v1/audit/orgs/{org_id}/proofs/consistency\x12\xb1\x01\n\x0c\x45xportEvents\x12*.helios.proto.audit.v1.ExportEventsRequest\x1a+.helios.proto.audit.v1.ExportEventsResponse\"F\x8a\xb5\x18\x14\n\x12\x61udit.event.export\x82\xd3\xe4\x93\x02(\"#/api/v1/audit/orgs/{org_id}/exports:\x01*0\x01\x12\x96\x01\n\x10SetRetentionTier\x12..helios.proto.audit.v1.SetRetentionTierRequest\x1a/.helios.proto.audit.v1.SetRetentionTierResponse\"!\x8a\xb5\x18\x1d\n\x1bplatform.audit.setRetentionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!helios/proto/audit/v1/audit.proto\x12\x15helios.proto.audit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"helios/proto/audit/v1/events.proto\x1a%helios/proto/options/v1/options.proto\"\x89\x01\n\x0b\x41uditRecord\x12\x30\n\x05\x65vent\x18\x01 \x01(\x0b\x32!.helios.proto.audit.v1.AuditEvent\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fstream_sequence\x18\x03 \x01(\x04\"\xee\x01\n\x11ListEventsRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x15\n\rresource_type\x18\x04 \x01(\t\x12\x13\n\x0bresource_id\x18\x05 \x01(\t\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"b\n\x12ListEventsResponse\x12\x33\n\x07records\x18\x01 \x03(\x0b\x32\".helios.proto.audit.v1.AuditRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x12WatchEventsRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"[\n\x13WatchEventsResponse\x12\x32\n\x06record\x18\x01 \x01(\x0b\x32\".helios.proto.audit.v1.AuditRecord\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"\xc7\x01\n\nCheckpoint\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12-\n\tsealed_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12previous_root_hash\x18\x05 \x01(\x0c\x12\x0e\n\x06key_id\x18\x06 \x01(\t\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x12\x15\n\rprevious_size\x18\x08 \x01(\x04\"\'\n\x15SealCheckpointRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\"O\n\x16SealCheckpointResponse\x12\x35\n\ncheckpoint\x18\x01 \x01(\x0b\x32!.helios.proto.audit.v1.Checkpoint\"9\n\x14GetCheckpointRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"N\n\x15GetCheckpointResponse\x12\x35\n\ncheckpoint\x18\x01 \x01(\x0b\x32!.helios.proto.audit.v1.Checkpoint\"O\n\x18GetInclusionProofRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x11\n\ttree_size\x18\x03 \x01(\x04\"V\n\x19GetInclusionProofResponse\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x12\n\naudit_path\x18\x03 \x03(\x0c\"U\n\x1aGetConsistencyProofRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x12\n\nfirst_size\x18\x02 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x03 \x01(\x04\",\n\x1bGetConsistencyProofResponse\x12\r\n\x05proof\x18\x01 \x03(\x0c\"\x8b\x01\n\x13\x45xportEventsRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"`\n\x14\x45xportEventsResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x13\n\x0b\x65vents_done\x18\x03 \x01(\x04\x12\x14\n\x0c\x65vents_total\x18\x04 \x01(\x04\"]\n\x17SetRetentionTierRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x32\n\x04tier\x18\x02 \x01(\x0e\x32$.helios.proto.audit.v1.RetentionTier\"\x1a\n\x18SetRetentionTierResponse*\xa0\x01\n\rRetentionTier\x12\x1e\n\x1aRETENTION_TIER_UNSPECIFIED\x10\x00\x12\x17\n\x13RETENTION_TIER_FREE\x10\x01\x12\x1a\n\x16RETENTION_TIER_STARTER\x10\x02\x12\x1b\n\x17RETENTION_TIER_BUSINESS\x10\x03\x12\x1d\n\x19RETENTION_TIER_ENTERPRISE\x10\x04\x32\x87\x0b\n\x0c\x41uditService\x12\x95\x01\n\nListEvents\x12(.helios.proto.audit.v1.ListEventsRequest\x1a).helios.proto.audit.v1.ListEventsResponse\"2\x8a\xb5\x18\x12\n\x10\x61udit.event.list\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/audit/events\x12\x7f\n\x0bWatchEvents\x12).helios.proto.audit.v1.WatchEventsRequest\x1a*.helios.proto.audit.v1.WatchEventsResponse\"\x17\x8a\xb5\x18\x13\n\x11\x61udit.event.watch0\x01\x12\xbc\x01\n\x0eSealCheckpoint\x12,.helios.proto.audit.v1.SealCheckpointRequest\x1a-.helios.proto.audit.v1.SealCheckpointResponse\"M\x8a\xb5\x18\x17\n\x15\x61udit.checkpoint.seal\x82\xd3\xe4\x93\x02,\"\'/api/v1/audit/orgs/{org_id}/checkpoints:\x01*\x12\xb5\x01\n\rGetCheckpoint\x12+.helios.proto.audit.v1.GetCheckpointRequest\x1a,.helios.proto.audit.v1.GetCheckpointResponse\"I\x8a\xb5\x18\x17\n\x15\x61udit.checkpoint.read\x82\xd3\xe4\x93\x02(\x12&/api/v1/audit/orgs/{org_id}/checkpoint\x12\xc7\x01\n\x11GetInclusionProof\x12/.helios.proto.audit.v1.GetInclusionProofRequest\x1a\x30.helios.proto.audit.v1.GetInclusionProofResponse\"O\x8a\xb5\x18\x17\n\x15\x61udit.checkpoint.read\x82\xd3\xe4\x93\x02.\x12,/api/v1/audit/orgs/{org_id}/proofs/inclusion\x12\xcf\x01\n\x13GetConsistencyProof\x12\x31.helios.proto.audit.v1.GetConsistencyProofRequest\x1a\x32.helios.proto.audit.v1.GetConsistencyProofResponse\"Q\x8a\xb5\x18\x17\n\x15\x61udit.checkpoint.read\x82\xd3\xe4\x93\x02\x30\x12./api/v1/audit/orgs/{org_id}/proofs/consistency\x12\xb1\x01\n\x0c\x45xportEvents\x12*.helios.proto.audit.v1.ExportEventsRequest\x1a+.helios.proto.audit.v1.ExportEventsResponse\"F\x8a\xb5\x18\x14\n\x12\x61udit.event.export\x82\xd3\xe4\x93\x02(\"#/api/v1/audit/orgs/{org_id}/exports:\x01*0\x01\x12\x96\x01\n\x10SetRetentionTier\x12..helios.proto.audit.v1.SetRetentionTierRequest\x1a/.helios.proto.audit.v1.SetRetentionTierResponse\"!\x8a\xb5\x18\x1d\n\x1bplatform.audit.setRetentionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,8 +51,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITSERVICE'].methods_by_name['ExportEvents']._serialized_options = b'\212\265\030\024\n\022audit.event.export\202\323\344\223\002(\"#/api/v1/audit/orgs/{org_id}/exports:\001*'
   _globals['_AUDITSERVICE'].methods_by_name['SetRetentionTier']._loaded_options = None
   _globals['_AUDITSERVICE'].methods_by_name['SetRetentionTier']._serialized_options = b'\212\265\030\035\n\033platform.audit.setRetention'
-  _globals['_RETENTIONTIER']._serialized_start=1940
-  _globals['_RETENTIONTIER']._serialized_end=2100
+  _globals['_RETENTIONTIER']._serialized_start=1963
+  _globals['_RETENTIONTIER']._serialized_end=2123
   _globals['_AUDITRECORD']._serialized_start=199
   _globals['_AUDITRECORD']._serialized_end=336
   _globals['_LISTEVENTSREQUEST']._serialized_start=339
@@ -64,31 +64,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHEVENTSRESPONSE']._serialized_start=741
   _globals['_WATCHEVENTSRESPONSE']._serialized_end=832
   _globals['_CHECKPOINT']._serialized_start=835
-  _globals['_CHECKPOINT']._serialized_end=1011
-  _globals['_SEALCHECKPOINTREQUEST']._serialized_start=1013
-  _globals['_SEALCHECKPOINTREQUEST']._serialized_end=1052
-  _globals['_SEALCHECKPOINTRESPONSE']._serialized_start=1054
-  _globals['_SEALCHECKPOINTRESPONSE']._serialized_end=1133
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1135
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1192
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=1194
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1272
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1274
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1353
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1355
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1441
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1443
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1528
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1530
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1574
-  _globals['_EXPORTEVENTSREQUEST']._serialized_start=1577
-  _globals['_EXPORTEVENTSREQUEST']._serialized_end=1716
-  _globals['_EXPORTEVENTSRESPONSE']._serialized_start=1718
-  _globals['_EXPORTEVENTSRESPONSE']._serialized_end=1814
-  _globals['_SETRETENTIONTIERREQUEST']._serialized_start=1816
-  _globals['_SETRETENTIONTIERREQUEST']._serialized_end=1909
-  _globals['_SETRETENTIONTIERRESPONSE']._serialized_start=1911
-  _globals['_SETRETENTIONTIERRESPONSE']._serialized_end=1937
-  _globals['_AUDITSERVICE']._serialized_start=2103
-  _globals['_AUDITSERVICE']._serialized_end=3518
+  _globals['_CHECKPOINT']._serialized_end=1034
+  _globals['_SEALCHECKPOINTREQUEST']._serialized_start=1036
+  _globals['_SEALCHECKPOINTREQUEST']._serialized_end=1075
+  _globals['_SEALCHECKPOINTRESPONSE']._serialized_start=1077
+  _globals['_SEALCHECKPOINTRESPONSE']._serialized_end=1156
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1158
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1215
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=1217
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1295
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=1297
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=1376
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=1378
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=1464
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1466
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1551
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1553
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1597
+  _globals['_EXPORTEVENTSREQUEST']._serialized_start=1600
+  _globals['_EXPORTEVENTSREQUEST']._serialized_end=1739
+  _globals['_EXPORTEVENTSRESPONSE']._serialized_start=1741
+  _globals['_EXPORTEVENTSRESPONSE']._serialized_end=1837
+  _globals['_SETRETENTIONTIERREQUEST']._serialized_start=1839
+  _globals['_SETRETENTIONTIERREQUEST']._serialized_end=1932
+  _globals['_SETRETENTIONTIERRESPONSE']._serialized_start=1934
+  _globals['_SETRETENTIONTIERRESPONSE']._serialized_end=1960
+  _globals['_AUDITSERVICE']._serialized_start=2126
+  _globals['_AUDITSERVICE']._serialized_end=3541
 # @@protoc_insertion_point(module_scope)

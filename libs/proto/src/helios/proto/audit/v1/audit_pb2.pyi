@@ -198,7 +198,11 @@ Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
 
 @_typing.final
 class Checkpoint(_message.Message):
-    """A signed tree head of an org's log."""
+    """A signed tree head of an org's log, chained to the org's previous checkpoint (size 0 and the
+    empty-tree root for the first). The Ed25519 signature covers these lines, each ending in a
+    newline: "helios-audit-checkpoint/v1", org_id, tree_size, base64(root_hash), sealed_at as
+    RFC 3339 UTC with microseconds, previous_size, base64(previous_root_hash).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -209,12 +213,15 @@ class Checkpoint(_message.Message):
     PREVIOUS_ROOT_HASH_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_SIZE_FIELD_NUMBER: _builtins.int
     org_id: _builtins.str
     tree_size: _builtins.int
     root_hash: _builtins.bytes
     previous_root_hash: _builtins.bytes
     key_id: _builtins.str
+    """Keyvault kid (`<key id>:<version>`) of the signing key version: GetPublicKey returns its JWK."""
     signature: _builtins.bytes
+    previous_size: _builtins.int
     @_builtins.property
     def sealed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -227,10 +234,11 @@ class Checkpoint(_message.Message):
         previous_root_hash: _builtins.bytes = ...,
         key_id: _builtins.str = ...,
         signature: _builtins.bytes = ...,
+        previous_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sealed_at", b"sealed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "org_id", b"org_id", "previous_root_hash", b"previous_root_hash", "root_hash", b"root_hash", "sealed_at", b"sealed_at", "signature", b"signature", "tree_size", b"tree_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "org_id", b"org_id", "previous_root_hash", b"previous_root_hash", "previous_size", b"previous_size", "root_hash", b"root_hash", "sealed_at", b"sealed_at", "signature", b"signature", "tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
