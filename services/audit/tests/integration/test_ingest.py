@@ -9,13 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from helios.audit.domain.events import Incoming
 from helios.audit.service import AuditService
 from helios.audit.store import tables
+from helios.audit.store.postgres import PostgresAuditLog
 from helios.proto.audit.v1 import events_pb2
 
 MakeEvent = Callable[..., events_pb2.AuditEvent]
@@ -218,3 +219,23 @@ async def test_l1_service_role_may_insert_and_read_but_not_update_or_delete(
     assert current.scalar() != "helios_audit"
     (row,) = await _log_rows(db_session, event.event_id)
     assert row.action == "identity.user.update"
+
+
+async def test_l1_redelivered_dead_letter_is_counted_by_the_service_role(
+    audit_schema: str,
+    db_connection: AsyncConnection,
+    db_session: async_sessionmaker[AsyncSession],
+) -> None:
+    """L1: as helios_audit (INSERT/SELECT only on dead letters, plus `deliveries`), a message
+    dead-lettered twice (its ack was lost) is counted, not refused: the consumer moves on."""
+    await db_connection.execute(text("SET LOCAL ROLE helios_audit"))
+    store = PostgresAuditLog(db_session)
+    await store.dead_letter("audit.x", 424242, b"junk", "not an AuditEvent")
+    await store.dead_letter("audit.x", 424242, b"junk", "not an AuditEvent")
+    deliveries = await db_connection.scalar(
+        text("SELECT deliveries FROM audit.dead_letters WHERE stream_seq = 424242")
+    )
+    assert deliveries == 2
+    with pytest.raises(DBAPIError, match="permission denied"):
+        async with db_connection.begin_nested():
+            await db_connection.execute(text("DELETE FROM audit.dead_letters"))

@@ -25,7 +25,7 @@ from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from helios.audit.domain import merkle
-from helios.audit.domain.events import EventQuery
+from helios.audit.domain.events import EventQuery, Incoming
 from helios.audit.domain.leaf import leaf_bytes
 from helios.audit.events.consumer import DURABLE_NAME, AuditConsumer
 from helios.audit.service import AuditService
@@ -442,6 +442,13 @@ async def test_l1_ten_thousand_events_from_three_services_arrive_once_ordered_pe
         assert (size, from_rows, from_nodes) == roots_before[org], f"org {org} changed"
 
 
+async def _as_service_role(connection: AsyncConnection) -> None:
+    """The rest of the test's transaction runs as helios_audit, the role the deployed consumer
+    writes as (a superuser would pass where the service is refused)."""
+    await connection.exec_driver_sql("SET LOCAL ROLE helios_audit")
+    assert (await connection.exec_driver_sql("SELECT current_user")).scalar() == "helios_audit"
+
+
 async def _publish(js: JetStreamContext, subject: str, data: bytes) -> int:
     ack = await js.publish(subject, data, headers={"Nats-Msg-Id": str(uuid.uuid4())})
     return int(ack.seq)
@@ -485,6 +492,7 @@ async def _letters(sessions: _OneSessionAtATime) -> list[Any]:
 
 async def test_l1_malformed_event_is_dead_lettered_counted_and_does_not_block(
     audit_schema: str,
+    db_connection: AsyncConnection,
     db_session: async_sessionmaker[AsyncSession],
     throwaway_nats: ThrowawayNats,
     make_event: MakeEvent,
@@ -494,6 +502,7 @@ async def test_l1_malformed_event_is_dead_lettered_counted_and_does_not_block(
     their subject, bytes and reason, the good ones around them are stored, and later messages
     keep flowing. Redelivering the stream (the durable consumer recreated, as after it was
     lost) stores nothing twice and counts a second delivery of each dead letter."""
+    await _as_service_role(db_connection)
     sessions = _OneSessionAtATime(db_session)
     service = AuditService(PostgresAuditLog(sessions))  # type: ignore[arg-type]
     bus = Bus(throwaway_nats.url, "helios-audit-itest")
@@ -538,13 +547,15 @@ async def test_l1_malformed_event_is_dead_lettered_counted_and_does_not_block(
 
 async def test_l1_event_with_nul_character_is_dead_lettered_and_does_not_block(
     audit_schema: str,
+    db_connection: AsyncConnection,
     db_session: async_sessionmaker[AsyncSession],
     throwaway_nats: ThrowawayNats,
     make_event: MakeEvent,
 ) -> None:
     """L1: an event that parses but that PostgreSQL cannot store (a NUL character in a text
-    field or in the diff) is dead-lettered like any unusable message; it must not hold back
-    the good events of its batch and every event published after it."""
+    field or in the diff) is dead-lettered like any unusable message, as audit's database role;
+    it must not hold back the good events of its batch and every event published after it."""
+    await _as_service_role(db_connection)
     sessions = _OneSessionAtATime(db_session)
     service = AuditService(PostgresAuditLog(sessions))  # type: ignore[arg-type]
     bus = Bus(throwaway_nats.url, "helios-audit-itest")
@@ -572,3 +583,31 @@ async def test_l1_event_with_nul_character_is_dead_lettered_and_does_not_block(
     assert stored == Counter(e.event_id for e in good)
     assert letters == [(seq, "audit.itest.nul") for seq in bad_seqs]
     assert await _stored(sessions, bad) == Counter()
+
+
+async def test_l1_diff_text_spelling_a_nul_escape_is_stored_not_dead_lettered(
+    audit_service: AuditService,
+    db_session: async_sessionmaker[AsyncSession],
+    make_event: MakeEvent,
+) -> None:
+    """L1: the six printable characters `\\u0000` in a diff value or key (a display name
+    identity accepts at sign-up) are ordinary text that PostgreSQL stores: the event is stored
+    with them, not dead-lettered, or anyone could keep their own action out of the log."""
+    event = make_event(
+        diff={"display_name": {"from": "", "to": "Robert\\u0000Tables"}, "a\\u0000b": 1}
+    )
+    subject = "audit.identity.identity.user.signUp"
+    assert await audit_service.ingest([Incoming(subject, event.SerializeToString(), 9001)]) == 1
+    async with db_session() as session:
+        diff = await session.scalar(
+            select(tables.audit_log.c.diff).where(
+                tables.audit_log.c.event_id == uuid.UUID(event.event_id)
+            )
+        )
+        letters = await session.scalar(
+            select(func.count())
+            .select_from(tables.dead_letters)
+            .where(tables.dead_letters.c.stream_seq == 9001)
+        )
+    assert diff == {"display_name": {"from": "", "to": "Robert\\u0000Tables"}, "a\\u0000b": 1}
+    assert letters == 0

@@ -52,7 +52,7 @@ def test_p6_migrating_twice_is_harmless(audit_schema: str) -> None:
     }
     assert triggers_after == triggers_before
     assert triggers_after == [("audit_log_append_only",), ("audit_log_no_truncate",)]
-    assert versions == [("0003",)]
+    assert versions == [("0004",)]
     assert [allowed for (allowed,) in privileges] == [True, True, False, False, False]
     with psycopg.connect(audit_schema) as conn:
         purge_privileges = conn.execute(

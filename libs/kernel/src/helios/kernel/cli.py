@@ -8,6 +8,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from prometheus_client import start_http_server
+
 from helios.kernel.jsonlog import configure_logging
 from helios.kernel.runtime import ProcessRuntime
 from helios.kernel.server import serve_until_signal
@@ -32,6 +34,8 @@ class ServiceCommands(Generic[S]):
 
 async def _serve(commands: ServiceCommands[S], settings: S) -> int:
     runtime = commands.wire(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.grpc_host)
     try:
         await serve_until_signal(
             runtime.grpc, settings.grpc_host, settings.grpc_port, settings.shutdown_grace_seconds

@@ -49,6 +49,9 @@ class GrpcSettings(KernelSettings):
         min_length=1,
         description="authz's host:port, where the service registers its permissions at start",
     )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="serve Prometheus /metrics on this port (0: off)"
+    )
 
 
 class ServiceSettings(GrpcSettings):

@@ -37,6 +37,8 @@ class AuditService:
         self._store = store
         self._scopes = scopes
         self._poll = watch_poll_seconds
+        self.dead_lettered = 0
+        """Malformed messages kept in the dead-letter table by this process (for metrics)."""
 
     async def _scope(
         self, principal: principal_pb2.Principal, permission: str, query: EventQuery
@@ -60,6 +62,7 @@ class AuditService:
                 await self._store.dead_letter(
                     message.subject, message.stream_seq, message.data, str(exc)
                 )
+                self.dead_lettered += 1
         return await self._store.append(good) if good else 0
 
     async def list_events(

@@ -13,6 +13,7 @@ from typing import cast
 from helios.audit.authz_plans import AuthzPlans
 from helios.audit.domain.permissions import AUDIT_PERMISSIONS
 from helios.audit.events.consumer import AuditConsumer
+from helios.audit.events.ingest_metrics import IngestMetrics
 from helios.audit.exporting import ExportService
 from helios.audit.retention import RetentionService, ScheduledPurge
 from helios.audit.rpc.servicer import AuditServicer
@@ -110,7 +111,7 @@ def wire(settings: AuditSettings) -> ServiceRuntime:
         audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
         lambda server: audit_pb2_grpc.add_AuditServiceServicer_to_server(servicer, server),
     )
-    runtime.grpc.add_background(AuditConsumer(runtime.bus, service).run)
+    runtime.grpc.add_background(AuditConsumer(runtime.bus, service, metrics=IngestMetrics()).run)
     runtime.grpc.add_background(end_watches)
     runtime.grpc.add_background(
         ScheduledPurge(retention, settings.retention_purge_interval_seconds).run

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -80,10 +80,20 @@ def parse_event(data: bytes) -> events_pb2.AuditEvent:
         event.occurred_at.ToDatetime()
     except (ValueError, OverflowError) as exc:
         raise ValueError(f"occurred_at is out of range: {exc}") from exc
-    diff = json.dumps(canonical_json(json_format.MessageToDict(event.diff)))
-    if "\\u0000" in diff:
+    if _holds_nul(canonical_json(json_format.MessageToDict(event.diff))):
         raise ValueError("diff contains a NUL character (PostgreSQL JSONB cannot hold it)")
     return event
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether a NUL character is in any key or string of a JSON value."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 @dataclass(frozen=True, slots=True)

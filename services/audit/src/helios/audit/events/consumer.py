@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 
 from nats.aio.msg import Msg
 
 from helios.audit.domain.events import Incoming
+from helios.audit.events.ingest_metrics import IngestMetrics
 from helios.audit.service import AuditService
 from helios.kernel.bus import AUDIT_STREAM, AUDIT_SUBJECTS, Bus
 from helios.kernel.pull_consumer import consume
@@ -24,15 +26,27 @@ class AuditConsumer:
     dead letter) is committed; if the process dies first, JetStream redelivers it and the insert
     is skipped as a duplicate. Replicas share the durable consumer."""
 
-    def __init__(self, bus: Bus, service: AuditService, *, batch_size: int = 100) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        service: AuditService,
+        *,
+        batch_size: int = 100,
+        metrics: IngestMetrics | None = None,
+    ) -> None:
         self._bus = bus
         self._service = service
         self._batch_size = batch_size
+        self._metrics = metrics
 
     async def _handle(self, messages: list[Msg]) -> None:
-        await self._service.ingest(
+        dead_before = self._service.dead_lettered
+        stored = await self._service.ingest(
             [Incoming(m.subject, m.data, m.metadata.sequence.stream) for m in messages]
         )
+        if self._metrics is not None:
+            dead = self._service.dead_lettered - dead_before
+            self._metrics.observe(messages, stored, dead, dt.datetime.now(dt.UTC))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, reconnecting with backoff while NATS is away."""
