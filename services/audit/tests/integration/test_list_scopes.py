@@ -1,5 +1,6 @@
-"""ListEvents scoped by authz's list plan (L1, Z5): org admins see their org's rows, others what
-their grants reach (their own rows), nobody another org's; a real in-process authz decides."""
+"""ListEvents scoped by authz's list plan (L1, Z5): the platform root sees every org's rows, org
+admins their org's, others what their grants reach (their own rows), nobody another org's; a
+real in-process authz decides."""
 
 from __future__ import annotations
 
@@ -128,7 +129,15 @@ async def test_l1_z5_list_events_follows_authz_list_plan(
         records, _ = await audit.list_events(audit_pb2.ListEventsRequest(**filters), ctx)
         return sorted(r.event.action for r in records)
 
+    root = str(uuid.uuid4())
+    await services.seeding.seed_platform_root(CallContext(caller="authz"), "platform", root)
     try:
+        everything = await seen(_principal("platform", root))
+        assert {"x.doc.create", "x.doc.update", "x.doc.delete", "identity.user.signUp"} <= set(
+            everything
+        )
+        assert await seen(_principal("platform", root), org_id=org_b) == ["x.doc.delete"]
+        assert await seen(_principal("platform", str(uuid.uuid4()))) == []
         assert await seen(_principal(org_a, owner)) == ["x.doc.create", "x.doc.update"]
         assert await seen(_principal(org_a, owner), actor_id=employee) == ["x.doc.update"]
         assert await seen(_principal(org_a, owner), org_id=org_b) == []

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 from helios.audit.domain.events import EventQuery, Incoming, parse_event
+from helios.audit.domain.permissions import PLATFORM_LIST
 from helios.audit.ports import AuditLog, ListScopes
 from helios.kernel.context import CallContext
 from helios.proto.audit.v1 import audit_pb2, events_pb2
@@ -43,11 +44,15 @@ class AuditService:
     async def _scope(
         self, principal: principal_pb2.Principal, permission: str, query: EventQuery
     ) -> tuple[EventQuery, authz_pb2.PlanListResponse | None]:
-        """Which rows the principal may see (Z5): authz's list plan over org and actor when
-        authz is wired and the principal belongs to an org (org admins: their org; others:
-        what their grants reach, e.g. their own rows); otherwise only rows it is the actor of."""
+        """Which rows the principal may see (Z5): every org's for the platform root
+        (`platform.audit.list`); else authz's list plan over org and actor (org admins: their
+        org; others: what their grants reach, e.g. their own rows); without authz wired or for
+        a principal of no org, only rows it is the actor of."""
         if self._scopes is None or not principal.org_id:
             return replace(query, actor_id=principal.actor_id), None
+        root = await self._scopes.plan(principal, PLATFORM_LIST, "audit.event")
+        if root.kind == authz_pb2.PLAN_KIND_ALWAYS_ALLOWED:
+            return query, None
         return query, await self._scopes.plan(principal, permission, "audit.event")
 
     async def ingest(self, batch: Sequence[Incoming]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helios.proto.authz.v1 import authz_pb2
 
-__all__ = ["AUDIT_PERMISSIONS"]
+__all__ = ["AUDIT_PERMISSIONS", "PLATFORM_LIST"]
 
 _ALL = (authz_pb2.SCOPE_OWN, authz_pb2.SCOPE_TEAM, authz_pb2.SCOPE_ANY)
 _ANY = (authz_pb2.SCOPE_ANY,)
@@ -22,6 +22,11 @@ _DECLARED: dict[str, tuple[str, bool, tuple[authz_pb2.Scope.ValueType, ...]]] = 
         False,
         _ANY,
     ),
+    "platform.audit.list": (
+        "List and watch the audit events of every organization (platform root only)",
+        False,
+        _ANY,
+    ),
     "platform.audit.setRetention": (
         "Set an organization's audit retention tier (platform root only)",
         False,
@@ -35,4 +40,7 @@ AUDIT_PERMISSIONS: tuple[authz_pb2.PermissionDefinition, ...] = tuple(
     )
     for key, (text, dangerous, scopes) in sorted(_DECLARED.items())
 )
-"""Every permission audit's RPCs require, with the flags its proto options declare."""
+"""Every permission audit's RPCs require, with the flags its proto options declare, plus
+PLATFORM_LIST, which ListEvents / WatchEvents check inside (the platform root sees all orgs)."""
+
+PLATFORM_LIST = "platform.audit.list"
