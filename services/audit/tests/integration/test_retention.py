@@ -11,9 +11,7 @@ import datetime as dt
 import io
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Callable
-from importlib.resources import files
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -46,25 +44,11 @@ from helios.audit.store.rows import leaf_record
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.context import CallContext
 from helios.kernel.errors import InvalidArgumentError, PermissionDeniedError
-from helios.kernel.migrations import migrate
-from helios.kernel.principal import AssertionVerifier, load_public_key
-from helios.kernel.server import GrpcService
 from helios.kernel.testing.audit_events import AuditEvents
 from helios.kernel.tls import CertFiles
-from helios.keyvault.attachments import AttachmentService
-from helios.keyvault.object_store import LocalObjectStore
-from helios.keyvault.rpc.servicer import KeyvaultServicer
-from helios.keyvault.seal import LocalSeal
-from helios.keyvault.secrets_store import SecretStore
-from helios.keyvault.service import KeyvaultService
-from helios.keyvault.store import tables as keyvault_tables
-from helios.keyvault.store.postgres import postgres_unit_of_work
-from helios.keyvault.store.secrets_postgres import postgres_secret_unit_of_work
 from helios.proto.audit.v1 import audit_pb2, events_pb2
-from helios.proto.keyvault.v1 import keyvault_pb2, keyvault_pb2_grpc
 
 MakeEvent = Callable[..., events_pb2.AuditEvent]
-KEYVAULT_SERVICE = keyvault_pb2.DESCRIPTOR.services_by_name["KeyvaultService"].full_name
 LEVEL = 2  # segments of 4 leaves
 DAY = dt.timedelta(days=1)
 AS_IDENTITY = CallContext(caller="identity")
@@ -73,48 +57,6 @@ _STREAM = itertools.count(9_100_000)
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@pytest.fixture(scope="session")
-def retention_keyvault_schema(database_url: str) -> str:
-    """Keyvault's schema beside audit's in the session's database."""
-    location = Path(str(files("helios.keyvault.store") / "migrations"))
-    migrate(database_url, keyvault_tables.SCHEMA, location, keyvault_tables.metadata)
-    return database_url
-
-
-@pytest.fixture
-async def keyvault_signer(
-    retention_keyvault_schema: str,
-    db_session: async_sessionmaker[AsyncSession],
-    pki: dict[str, CertFiles],
-    principal_keys: tuple[Path, Path],
-    tmp_path: Path,
-) -> AsyncIterator[KeyvaultSigner]:
-    """The production signer, calling as the `audit` identity a real keyvault gRPC server
-    (wired like keyvault's wiring.py, local root key file) over the test's rolled-back
-    sessions, on an ephemeral port with mutual TLS."""
-    recorder = AuditRecorder("keyvault", keyvault_tables.outbox)
-    seal = LocalSeal.from_key_file(tmp_path / "root.key")
-    keys = postgres_unit_of_work(db_session, recorder, _now)
-    service = KeyvaultService(keys, seal, _now)
-    secrets = SecretStore(postgres_secret_unit_of_work(db_session, recorder, _now), seal, _now)
-    attachments = AttachmentService(service, LocalObjectStore(tmp_path / "objects"), keys)
-    servicer = KeyvaultServicer(service, secrets, attachments)
-    server = GrpcService(
-        "keyvault", pki["keyvault"], AssertionVerifier([load_public_key(principal_keys[1])])
-    )
-    server.add_service(
-        KEYVAULT_SERVICE,
-        lambda s: keyvault_pb2_grpc.add_KeyvaultServiceServicer_to_server(servicer, s),
-    )
-    port = await server.start("127.0.0.1", 0)
-    signer = KeyvaultSigner(f"localhost:{port}", pki["audit"])
-    try:
-        yield signer
-    finally:
-        await signer.close()
-        await server.stop(0)
 
 
 def _retention(
