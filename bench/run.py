@@ -1,4 +1,4 @@
-"""`make bench`: identity, gateway, keyvault and authz figures, each against a same-run baseline."""
+"""`make bench`: identity, gateway, keyvault, authz and audit figures against same-run baselines."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 
+from audit_figures import audit_figures
 from authz_figures import authz_figures
 from harness import Figure, measure, render
 from helios.devstack.stack import Stack, StackOptions
@@ -210,6 +211,7 @@ async def all_figures(stack: Stack, url: str, token: str, args: argparse.Namespa
         *await http_figures(url, token, args),
         *await keyvault_figures(stack, args.calls, args.concurrency),
         *await authz_figures(stack, args.calls, args.concurrency),
+        *await audit_figures(stack, args.calls, args.concurrency),
     ]
 
 

@@ -26,7 +26,17 @@ async def outbox(db_connection: AsyncConnection) -> MetaData:
     return metadata
 
 
-async def _stored_ids(nats_url: str, subject: str) -> list[str]:
+async def _stored_ids(nats_url: str, subject: str, expected: int = 0) -> list[str]:
+    """Message ids stored on `subject`; waits (up to ~10 s) until at least `expected` are read,
+    since a JetStream just restarted may take a moment to deliver."""
+    for _ in range(10):
+        ids = await _read_ids(nats_url, subject)
+        if len(ids) >= expected:
+            return ids
+    return ids
+
+
+async def _read_ids(nats_url: str, subject: str) -> list[str]:
     client = await nats.connect(nats_url)
     try:
         js = client.jetstream()
@@ -41,7 +51,7 @@ async def _stored_ids(nats_url: str, subject: str) -> list[str]:
                 for message in await sub.fetch(100, timeout=1):
                     ids.append((message.headers or {}).get("Nats-Msg-Id", ""))
                     await message.ack()
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):
             pass
         await sub.unsubscribe()
         return ids
@@ -78,7 +88,7 @@ async def test_l3_relay_publishes_each_event_once_with_msg_id(
         assert await relay.publish_pending() == 3
     finally:
         await bus.close()
-    assert sorted(await _stored_ids(nats_url, subject)) == sorted(ids)
+    assert sorted(await _stored_ids(nats_url, subject, expected=len(ids))) == sorted(ids)
 
 
 async def test_l3_rollback_publishes_nothing(
@@ -135,7 +145,8 @@ async def test_l3_events_wait_in_outbox_while_nats_is_down(
 
                 await asyncio.sleep(0.2)
         assert published == 2
-        assert sorted(await _stored_ids(server.url, "audit.kerneltest.outage")) == sorted(ids)
+        stored = await _stored_ids(server.url, "audit.kerneltest.outage", expected=len(ids))
+        assert sorted(stored) == sorted(ids)
     finally:
         await bus.close()
         server.destroy()

@@ -41,8 +41,12 @@ async def consume(
                 except NatsTimeoutError:
                     continue
                 await handle(messages)
-                for message in messages:
-                    await message.ack_sync()
+                # After the commit an ack may be lost without harm (redelivery is idempotent),
+                # so only the last one waits for the server: one round trip per batch.
+                for message in messages[:-1]:
+                    await message.ack()
+                if messages:
+                    await messages[-1].ack_sync()
         finally:
             await subscription.unsubscribe()
 
