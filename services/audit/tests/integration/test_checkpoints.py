@@ -19,13 +19,13 @@ from helios.audit.domain import merkle
 from helios.audit.domain.checkpoint import Checkpoint, public_key_from_jwk, signature_valid
 from helios.audit.domain.events import Incoming
 from helios.audit.domain.leaf import leaf_bytes
+from helios.audit.events.sealer import checkpoint_sealer
 from helios.audit.sealing import CheckpointService
 from helios.audit.service import AuditService
 from helios.audit.store import tables
 from helios.audit.store.keyvault_signer import KeyvaultSigner
 from helios.audit.store.rows import leaf_record
 from helios.audit.store.tree import PgTreeStore
-from helios.audit.wiring import checkpoint_sealer
 from helios.kernel.context import CallContext
 from helios.proto.audit.v1 import audit_pb2, events_pb2
 from helios.proto.keyvault.v1 import keyvault_pb2

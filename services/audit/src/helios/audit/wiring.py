@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -14,6 +12,7 @@ from helios.audit.authz_plans import AuthzPlans
 from helios.audit.domain.permissions import AUDIT_PERMISSIONS
 from helios.audit.events.consumer import AuditConsumer
 from helios.audit.events.ingest_metrics import IngestMetrics
+from helios.audit.events.sealer import checkpoint_sealer
 from helios.audit.exporting import ExportService
 from helios.audit.retention import RetentionService, ScheduledPurge
 from helios.audit.rpc.servicer import AuditServicer
@@ -30,37 +29,12 @@ from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.migrations import migrate
 from helios.kernel.permission_catalog import registration_task
 from helios.kernel.runtime import ServiceRuntime, cert_files
-from helios.kernel.server import BackgroundTask
 from helios.kernel.settings import ServiceSettings
 from helios.proto.audit.v1 import audit_pb2, audit_pb2_grpc
 
-__all__ = ["NAME", "SEAL_BATCH", "AuditRuntime", "checkpoint_sealer", "migrate_schema", "wire"]
+__all__ = ["NAME", "AuditRuntime", "migrate_schema", "wire"]
 
 NAME = "audit"
-SEAL_BATCH = 100
-"""Orgs sealed per CheckpointService.seal_due call; a pass repeats until fewer are due."""
-
-log = logging.getLogger(__name__)
-
-
-def checkpoint_sealer(checkpoints: CheckpointService, interval: float) -> BackgroundTask:
-    """Every `interval` seconds (the first pass one interval after start) seal every org whose
-    log grew, until the server stops; a failed pass is logged and tried again at the next
-    tick."""
-
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await stop.wait()
-            try:
-                while not stop.is_set():
-                    if await checkpoints.seal_due(SEAL_BATCH) < SEAL_BATCH:
-                        break
-            except Exception as exc:
-                log.warning("checkpoint sealing pass failed", extra={"error": repr(exc)})
-
-    return run
 
 
 @dataclass
