@@ -112,7 +112,7 @@ class Stack:
         run_once("helios.gateway", ["migrate"], self._gateway_env())
         self._say(progress, "starting identity, authz, ai-broker, audit, keyvault")
         # every port first: each service's environment names authz's (HELIOS_AUTHZ_TARGET),
-        # audit's also keyvault's (HELIOS_KEYVAULT_TARGET)
+        # audit's and identity's also keyvault's (HELIOS_KEYVAULT_TARGET)
         for name, _, _ in GRPC_SERVICES:
             self.ports[name] = free_port()
         for name, module, role in GRPC_SERVICES:
@@ -157,7 +157,7 @@ class Stack:
         }
         if name == "keyvault":
             env["HELIOS_SEAL_STATE_DIR"] = str(self.state / "keyvault")
-        if name == "audit":
+        if name in ("audit", "identity"):
             env[_target_variable("keyvault")] = f"localhost:{self.ports.get('keyvault', 0)}"
         if name == "identity":
             env["HELIOS_PRINCIPAL_SIGNING_KEY_FILE"] = str(self.state / "principal.key")

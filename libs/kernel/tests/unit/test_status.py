@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 
 from helios.kernel.errors import (
     AlreadyExistsError,
@@ -16,7 +17,7 @@ from helios.kernel.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-from helios.kernel.status import status_for
+from helios.kernel.status import rich_status, status_for
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +63,15 @@ def test_p1_domain_error_carries_message_and_field() -> None:
     assert error.field == "email"
     assert str(error) == "email is required"
     assert NotFoundError("gone").field is None
+
+
+def test_a1_resource_exhausted_carries_retry_info() -> None:
+    """A1: a rate limit with a known delay carries a google.rpc.RetryInfo detail."""
+    status = rich_status(ResourceExhaustedError("slow down", retry_after_seconds=42))
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert status.message == "slow down"
+    (detail,) = status.details
+    retry = error_details_pb2.RetryInfo()
+    assert detail.Unpack(retry)
+    assert retry.retry_delay.seconds == 42
+    assert list(rich_status(ResourceExhaustedError("no hint")).details) == []

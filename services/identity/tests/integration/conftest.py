@@ -16,6 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helios.identity.argon2_hasher import Argon2Hasher
+from helios.identity.domain.throttle import ThrottlePolicy
+from helios.identity.ports import PasswordHasher
 from helios.identity.rpc.servicer import IdentityServicer
 from helios.identity.service import IdentityService
 from helios.identity.store import tables
@@ -84,9 +86,10 @@ class StartIdentity(Protocol):
     def __call__(
         self,
         *,
-        hasher: Argon2Hasher | None = ...,
+        hasher: PasswordHasher | None = ...,
         clock: Callable[[], dt.datetime] = ...,
         session_ttl: dt.timedelta = ...,
+        throttle: ThrottlePolicy | None = ...,
     ) -> Awaitable[IdentityServer]: ...
 
 
@@ -103,9 +106,10 @@ async def start_identity(
 
     async def start(
         *,
-        hasher: Argon2Hasher | None = None,
+        hasher: PasswordHasher | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
         session_ttl: dt.timedelta = dt.timedelta(hours=12),
+        throttle: ThrottlePolicy | None = None,
     ) -> IdentityServer:
         uow = postgres_unit_of_work(db_session, AuditRecorder("identity", tables.outbox), clock)
         service = IdentityService(
@@ -114,6 +118,7 @@ async def start_identity(
             AssertionSigner(load_private_key(principal_keys[0])),
             clock,
             session_ttl,
+            throttle,
         )
         # RPCs the servicer does not define answer UNIMPLEMENTED (the generated base class).
         servicer = IdentityServicer(service)  # type: ignore[abstract]

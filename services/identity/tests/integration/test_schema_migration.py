@@ -36,9 +36,12 @@ def test_p6_migrating_twice_is_harmless(identity_schema: str) -> None:
         "alembic_version",
         "memberships",
         "orgs",
+        "mail_outbox",
         "outbox",
         "sessions",
+        "sign_in_failures",
+        "sign_in_lockouts",
         "users",
     }
-    assert versions == [("0001",)]
+    assert versions == [("0003",)]
     assert grants == (True,)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from helios.identity.domain.common_passwords import common_passwords, is_common_password
 from helios.identity.domain.validation import (
     MAX_PASSWORD_CHARS,
     MIN_PASSWORD_CHARS,
     normalize_email,
+    password_strength,
     validate_display_name,
     validate_password,
     validate_slug,
@@ -154,3 +156,45 @@ def test_p1_invalid_org_slug_refused(slug: str) -> None:
     with pytest.raises(InvalidArgumentError) as refused:
         validate_slug(slug)
     assert refused.value.field == "slug"
+
+
+def test_a1_common_password_list_is_packaged_and_complete() -> None:
+    """A1: the offline list ships as a package resource: 10,000 entries, header skipped."""
+    listed = common_passwords()
+    assert len(listed) >= 9_900
+    assert {"password", "qwertyuiop", "1234567890", "basketball"} <= listed
+    assert not any(entry.startswith("#") for entry in listed)
+
+
+@pytest.mark.parametrize("password", ["qwertyuiop", "QwertyUIOP", "1234567890", "BASKETBALL"])
+def test_a1_listed_password_refused_ignoring_case(password: str) -> None:
+    assert is_common_password(password)
+    with pytest.raises(InvalidArgumentError, match="too common") as refused:
+        password_strength(password, "ada@example.com")
+    assert refused.value.field == "password"
+    assert password not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("password", "email"),
+    [
+        ("ada.lovelace", "ada.lovelace@example.com"),
+        ("I-am-ADA.LOVELACE!", "Ada.Lovelace@example.com"),
+        ("hopper-1906-grace", "grace+jobs@example.com"),
+    ],
+)
+def test_a1_password_from_email_local_part_refused(password: str, email: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="e-mail") as refused:
+        password_strength(password, email)
+    assert refused.value.field == "password"
+    assert password not in refused.value.message
+
+
+def test_a1_strong_password_passes_and_short_local_parts_are_not_searched() -> None:
+    assert password_strength("violet kettle orbit 42 lanterns", "ada@example.com") is None
+    assert password_strength("xylophone quartz 77", "xy@example.com") is None
+
+
+def test_a1_password_strength_keeps_the_length_rule() -> None:
+    with pytest.raises(InvalidArgumentError, match="at least 10 characters"):
+        password_strength("short", "ada@example.com")

@@ -49,7 +49,14 @@ class FailedPreconditionError(DomainError):
 
 
 class ResourceExhaustedError(DomainError):
-    """A rate limit or quota was hit."""
+    """A rate limit or quota was hit; `retry_after_seconds` (when known) says when a retry may
+    succeed and travels as a google.rpc.RetryInfo detail."""
+
+    def __init__(
+        self, message: str, *, field: str | None = None, retry_after_seconds: int | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class UnavailableError(DomainError):

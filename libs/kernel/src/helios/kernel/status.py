@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from helios.kernel.errors import (
@@ -46,7 +46,8 @@ DETAILS_KEY = "grpc-status-details-bin"
 
 def rich_status(error: DomainError) -> status_pb2.Status:
     """The google.rpc.Status of a domain error; an error naming a field carries a BadRequest
-    field violation so clients (and the gateway's JSON) can point at the input."""
+    field violation so clients (and the gateway's JSON) can point at the input; a rate limit with
+    a known retry delay carries a RetryInfo."""
     code = status_for(error)
     status = status_pb2.Status(code=code.value[0], message=error.message)
     if error.field:
@@ -61,4 +62,12 @@ def rich_status(error: DomainError) -> status_pb2.Status:
             )
         )
         status.details.append(detail)
+    if isinstance(error, ResourceExhaustedError) and error.retry_after_seconds is not None:
+        retry = any_pb2.Any()
+        retry.Pack(
+            error_details_pb2.RetryInfo(
+                retry_delay=duration_pb2.Duration(seconds=max(0, error.retry_after_seconds))
+            )
+        )
+        status.details.append(retry)
     return status

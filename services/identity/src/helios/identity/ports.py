@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from helios.identity.domain.model import Org, Session, User
+from helios.identity.domain.throttle import ThrottleKey
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
 from helios.proto.common.v1 import principal_pb2
@@ -93,8 +94,33 @@ class IdentityTransaction(Protocol):
         """The org the user joined first, or None."""
         ...
 
+    async def locked_until(self, keys: list[ThrottleKey], now: dt.datetime) -> dt.datetime | None:
+        """The latest end of a lockout still in force at `now` on any of `keys`, or None."""
+        ...
+
+    async def add_sign_in_failure(
+        self, key: ThrottleKey, at: dt.datetime, window_start: dt.datetime
+    ) -> int:
+        """Record one failed sign-in on `key` and return how many it has since `window_start`
+        (this one included); rows older than the window are dropped. Serialised per key for the
+        rest of the transaction, so concurrent replicas never lose a count."""
+        ...
+
+    async def lock_sign_in(self, key: ThrottleKey, until: dt.datetime) -> None:
+        """Lock `key` until `until` (replacing an older lockout) and consume its failures."""
+        ...
+
+    async def clear_sign_in_throttle(self, key: ThrottleKey) -> bool:
+        """Drop `key`'s failures and lockout (idempotent); True when a lockout was removed."""
+        ...
+
     async def record(self, change: Change, ctx: CallContext) -> None:
         """Enqueue the audit event of `change`; it commits or rolls back with the transaction."""
+        ...
+
+    async def enqueue_mail(self, org_id: uuid.UUID, to: str, subject: str, body: str) -> None:
+        """Queue a plain-text mail sent only if this transaction commits (InvalidArgumentError
+        for a bad address or subject)."""
         ...
 
 

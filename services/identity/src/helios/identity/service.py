@@ -1,4 +1,4 @@
-"""Identity's use cases: sign-up, sign-in, session resolution, org creation."""
+"""Identity's use cases: sign-up, sign-in (throttled), unlock, session resolution, org creation."""
 
 from __future__ import annotations
 
@@ -9,17 +9,34 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from helios.identity.domain.model import Org, Session, User
+from helios.identity.domain.throttle import (
+    ThrottleKey,
+    ThrottlePolicy,
+    ThrottleScope,
+    retry_after_seconds,
+    throttle_key,
+)
 from helios.identity.domain.tokens import hash_token, new_session_token
 from helios.identity.domain.validation import (
     normalize_email,
+    password_strength,
     validate_display_name,
-    validate_password,
     validate_slug,
 )
-from helios.identity.ports import Clock, PasswordHasher, PrincipalSigner, UnitOfWork
+from helios.identity.ports import (
+    Clock,
+    IdentityTransaction,
+    PasswordHasher,
+    PrincipalSigner,
+    UnitOfWork,
+)
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
-from helios.kernel.errors import InvalidArgumentError, UnauthenticatedError
+from helios.kernel.errors import (
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+)
 from helios.proto.audit.v1 import events_pb2
 from helios.proto.common.v1 import principal_pb2
 
@@ -27,6 +44,8 @@ __all__ = ["IdentityService", "ResolvedSession", "SignedIn"]
 
 # The one answer for a wrong password and an unknown e-mail (no account enumeration).
 BAD_CREDENTIALS = "invalid e-mail or password"
+# The one answer while an account or address is locked, whether or not the account exists.
+TOO_MANY_ATTEMPTS = "too many failed sign-in attempts; try again in {seconds} seconds"
 _SESSION_GONE = "session is invalid or has expired"
 
 
@@ -59,12 +78,14 @@ class IdentityService:
         signer: PrincipalSigner,
         clock: Clock,
         session_ttl: dt.timedelta,
+        throttle: ThrottlePolicy | None = None,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._signer = signer
         self._clock = clock
         self._session_ttl = session_ttl
+        self._throttle = throttle or ThrottlePolicy()
 
     async def sign_up(
         self,
@@ -76,7 +97,7 @@ class IdentityService:
     ) -> User:
         """Create an account; raises InvalidArgumentError or AlreadyExistsError."""
         address = normalize_email(email)
-        validate_password(password)
+        password_strength(password, address)
         name = validate_display_name(display_name or address.split("@")[0])
         user = User(
             id=uuid.uuid4(),
@@ -103,17 +124,25 @@ class IdentityService:
     async def sign_in(
         self, email: str, password: str, ctx: CallContext, request: Message | None
     ) -> SignedIn:
-        """Open a session; raises UnauthenticatedError with one message for every failure.
+        """Open a session; raises UnauthenticatedError with one message for every failure, or
+        ResourceExhaustedError (with a retry delay) while the account or the client IP is locked.
 
-        Unknown e-mails cost one dummy verification so that timing does not tell them apart; every
-        attempt, failed or not, is audited. Hashes made with older parameters are upgraded here.
+        Throttling is keyed on the address as typed (normalised), known or not, and on `ctx.ip`;
+        a locked attempt is refused before the user is looked up and before any hashing, so it
+        costs the same and answers the same for every address. Unknown e-mails cost one dummy
+        verification so that timing does not tell them apart; every attempt, failed or not, is
+        audited. Hashes made with older parameters are upgraded here.
         """
         try:
             address = normalize_email(email)
         except InvalidArgumentError:
             address = ""
+        keys = self._throttle.keys(address or email, ctx.ip)
         async with self._uow() as tx:
-            user = await tx.user_by_email(address) if address else None
+            locked_until = await tx.locked_until(keys, self._clock())
+            user = await tx.user_by_email(address) if address and locked_until is None else None
+        if locked_until is not None:
+            await self._refuse_locked(locked_until, ctx, request)
         if user is None:
             await self._hasher.burn(password)
             verified = False
@@ -132,7 +161,9 @@ class IdentityService:
                     ),
                     ctx,
                 )
+                await self._count_failure(tx, keys, user, ctx, request)
             else:
+                await tx.clear_sign_in_throttle(keys[0])
                 if self._hasher.needs_rehash(user.password_hash):
                     await tx.set_password_hash(user.id, await self._hasher.hash(password))
                 now = self._clock()
@@ -162,6 +193,81 @@ class IdentityService:
         if user is None or not verified:
             raise UnauthenticatedError(BAD_CREDENTIALS)
         return SignedIn(token=token, session=session, user=user)
+
+    async def _refuse_locked(
+        self, locked_until: dt.datetime, ctx: CallContext, request: Message | None
+    ) -> None:
+        """Audit a refused attempt on a locked key and raise ResourceExhaustedError."""
+        seconds = retry_after_seconds(locked_until, self._clock())
+        async with self._uow() as tx:
+            await tx.record(
+                Change(
+                    action="identity.user.signIn",
+                    resource_type="identity.user",
+                    outcome=events_pb2.AUDIT_OUTCOME_FAILURE,
+                    request=request,
+                    diff={"refused": "locked", "retry_after_seconds": seconds},
+                ),
+                ctx,
+            )
+        raise ResourceExhaustedError(
+            TOO_MANY_ATTEMPTS.format(seconds=seconds), retry_after_seconds=seconds
+        )
+
+    async def _count_failure(
+        self,
+        tx: IdentityTransaction,
+        keys: list[ThrottleKey],
+        user: User | None,
+        ctx: CallContext,
+        request: Message | None,
+    ) -> None:
+        """Add the failure to every key; lock (and audit `signInLocked`) each key at its limit."""
+        now = self._clock()
+        window_start = now - self._throttle.window
+        for key in keys:
+            failures = await tx.add_sign_in_failure(key, now, window_start)
+            if failures < self._throttle.limit(key.scope):
+                continue
+            until = now + self._throttle.lockout
+            await tx.lock_sign_in(key, until)
+            known = user is not None and key.scope is ThrottleScope.ACCOUNT
+            await tx.record(
+                Change(
+                    action="identity.user.signInLocked",
+                    resource_type="identity.user",
+                    resource_id=str(user.id) if known and user else "",
+                    outcome=events_pb2.AUDIT_OUTCOME_FAILURE,
+                    request=request,
+                    diff={
+                        "scope": key.scope.value,
+                        "failures": failures,
+                        "locked_until": until.isoformat(),
+                    },
+                ),
+                ctx,
+            )
+
+    async def unlock(self, email: str, ctx: CallContext, request: Message | None) -> bool:
+        """Lift the sign-in lockout of an account and reset its failure count (for admins; the
+        caller's permission is checked by the RPC that will expose it). Raises
+        InvalidArgumentError for a malformed address; True when a lockout was lifted. Audited as
+        `identity.user.signInUnlocked` either way."""
+        address = normalize_email(email)
+        async with self._uow() as tx:
+            lifted = await tx.clear_sign_in_throttle(throttle_key(ThrottleScope.ACCOUNT, address))
+            user = await tx.user_by_email(address)
+            await tx.record(
+                Change(
+                    action="identity.user.signInUnlocked",
+                    resource_type="identity.user",
+                    resource_id=str(user.id) if user else "",
+                    request=request,
+                    diff={"lifted": lifted},
+                ),
+                ctx,
+            )
+        return lifted
 
     async def resolve_session(self, token: str, ctx: CallContext) -> ResolvedSession:
         """The user and a fresh principal assertion of an active session token; raises

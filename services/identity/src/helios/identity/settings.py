@@ -19,6 +19,18 @@ class IdentitySettings(ServiceSettings):
     argon2_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
     argon2_parallelism: int = Field(default=4, ge=1, le=64)
     session_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
+    # Sign-in throttling (domain/throttle.py), shared by every replica through PostgreSQL.
+    signin_max_failures_per_account: int = Field(default=10, ge=1, le=1000)
+    signin_max_failures_per_ip: int = Field(default=50, ge=1, le=100_000)
+    signin_failure_window_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+    signin_lockout_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+    # Outbound mail (mail/sender.py): SMTP relay, From, DKIM selector; keyvault holds the keys.
+    smtp_host: str = Field(default="localhost", min_length=1)
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = Field(default=True)
+    mail_from: str = Field(default="Helios <no-reply@helios.localhost>", min_length=3)
+    mail_dkim_selector: str = Field(default="helios1", min_length=1)
+    keyvault_target: str = Field(default="keyvault:50051", min_length=1)
 
     @field_validator("principal_signing_key_file")
     @classmethod

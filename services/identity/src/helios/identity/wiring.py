@@ -5,13 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helios.identity.argon2_hasher import Argon2Hasher
 from helios.identity.domain.permissions import IDENTITY_PERMISSIONS
+from helios.identity.domain.throttle import ThrottlePolicy
+from helios.identity.mail import KeyvaultDkimKeys, MailSender, SmtpRelay
 from helios.identity.rpc.servicer import IdentityServicer
 from helios.identity.service import IdentityService
 from helios.identity.settings import IdentitySettings
 from helios.identity.store import tables
+from helios.identity.store.mail import MailOutbox
+from helios.kernel.clients import secure_channel
+from helios.proto.keyvault.v1 import keyvault_pb2_grpc
+
+if TYPE_CHECKING:
+    from helios.proto.keyvault.v1.keyvault_pb2_grpc import KeyvaultServiceAsyncStub
 from helios.identity.store.postgres import postgres_unit_of_work
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.migrations import migrate
@@ -20,7 +29,13 @@ from helios.kernel.principal import AssertionSigner, load_private_key
 from helios.kernel.runtime import ServiceRuntime, cert_files
 from helios.proto.identity.v1 import identity_pb2, identity_pb2_grpc
 
-__all__ = ["NAME", "build_service", "migrate_schema", "wire"]
+__all__ = [
+    "NAME",
+    "build_service",
+    "mail_sender",
+    "migrate_schema",
+    "wire",
+]
 
 NAME = "identity"
 
@@ -38,8 +53,14 @@ def build_service(settings: IdentitySettings, runtime: ServiceRuntime) -> Identi
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
     signer = AssertionSigner(load_private_key(settings.principal_signing_key_file))
+    throttle = ThrottlePolicy(
+        max_failures_per_account=settings.signin_max_failures_per_account,
+        max_failures_per_ip=settings.signin_max_failures_per_ip,
+        window=dt.timedelta(seconds=settings.signin_failure_window_seconds),
+        lockout=dt.timedelta(seconds=settings.signin_lockout_seconds),
+    )
     return IdentityService(
-        uow, hasher, signer, _now, dt.timedelta(seconds=settings.session_ttl_seconds)
+        uow, hasher, signer, _now, dt.timedelta(seconds=settings.session_ttl_seconds), throttle
     )
 
 
@@ -55,7 +76,22 @@ def wire(settings: IdentitySettings) -> ServiceRuntime:
     runtime.grpc.add_background(
         registration_task(NAME, IDENTITY_PERMISSIONS, settings.authz_target, cert_files(settings))
     )
+    runtime.grpc.add_background(mail_sender(settings, runtime).run)
     return runtime
+
+
+def mail_sender(settings: IdentitySettings, runtime: ServiceRuntime) -> MailSender:
+    """The outbound mail sender: the mail outbox, the SMTP relay, DKIM keys in keyvault."""
+    keyvault: KeyvaultServiceAsyncStub = keyvault_pb2_grpc.KeyvaultServiceStub(
+        secure_channel(settings.keyvault_target, cert_files(settings))
+    )
+    return MailSender(
+        MailOutbox(runtime.sessions),
+        SmtpRelay(settings.smtp_host, settings.smtp_port, starttls=settings.smtp_starttls),
+        KeyvaultDkimKeys(keyvault),
+        mail_from=settings.mail_from,
+        dkim_selector=settings.mail_dkim_selector,
+    )
 
 
 def migrate_schema(settings: IdentitySettings) -> None:

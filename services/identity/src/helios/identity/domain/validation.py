@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from helios.identity.domain.common_passwords import is_common_password
 from helios.kernel.errors import InvalidArgumentError
 
 __all__ = [
     "MAX_PASSWORD_CHARS",
     "MIN_PASSWORD_CHARS",
     "normalize_email",
+    "password_strength",
     "validate_display_name",
     "validate_password",
     "validate_slug",
@@ -23,6 +25,8 @@ _MAX_EMAIL = 254
 _LOCAL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# Local parts shorter than this are not looked for inside a password (too many false refusals).
+_MIN_LOCAL_PART_CHECKED = 3
 
 
 def normalize_email(raw: str) -> str:
@@ -58,6 +62,28 @@ def validate_password(password: str) -> None:
         raise InvalidArgumentError(
             f"password must have at most {MAX_PASSWORD_CHARS} characters", field="password"
         )
+
+
+def password_strength(password: str, email: str) -> None:
+    """The whole password policy for sign-up, reset and change: the length rule, then refuse a
+    password on the offline common-password list (ignoring case) or one that equals or contains
+    the e-mail's local part (also without its `+tag`). Raises InvalidArgumentError on `password`;
+    the message never repeats the password. `email` is the normalised address."""
+    validate_password(password)
+    if is_common_password(password):
+        raise InvalidArgumentError(
+            "password is too common: it is on a list of frequently used passwords; "
+            "choose a longer, less predictable one",
+            field="password",
+        )
+    lowered = unicodedata.normalize("NFC", password).casefold()
+    local = email.rsplit("@", 1)[0].casefold()
+    for part in {local, local.split("+", 1)[0]}:
+        if len(part) >= _MIN_LOCAL_PART_CHECKED and part in lowered:
+            raise InvalidArgumentError(
+                "password must not contain your e-mail address or its name part",
+                field="password",
+            )
 
 
 def validate_display_name(name: str) -> str:

@@ -6,12 +6,22 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helios.identity.domain.model import Org, Session, User
+from helios.identity.domain.throttle import ThrottleKey
 from helios.identity.ports import IdentityTransaction
-from helios.identity.store.tables import memberships, orgs, sessions, users
+from helios.identity.store.mail import enqueue as enqueue_mail
+from helios.identity.store.tables import (
+    memberships,
+    orgs,
+    sessions,
+    sign_in_failures,
+    sign_in_lockouts,
+    users,
+)
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
@@ -136,6 +146,69 @@ class _Transaction:
             )
         ).scalar()
         return found
+
+    async def locked_until(self, keys: list[ThrottleKey], now: dt.datetime) -> dt.datetime | None:
+        if not keys:
+            return None
+        until: dt.datetime | None = (
+            await self._s.execute(
+                select(func.max(sign_in_lockouts.c.locked_until)).where(
+                    sign_in_lockouts.c.key.in_([key.digest for key in keys]),
+                    sign_in_lockouts.c.locked_until > now,
+                )
+            )
+        ).scalar()
+        return until
+
+    async def add_sign_in_failure(
+        self, key: ThrottleKey, at: dt.datetime, window_start: dt.datetime
+    ) -> int:
+        # One transaction-scoped advisory lock per key: replicas counting the same key queue up
+        # here, so the count each one sees includes every earlier failure.
+        await self._s.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 7))"), {"key": key.digest}
+        )
+        await self._s.execute(
+            delete(sign_in_failures).where(
+                sign_in_failures.c.key == key.digest, sign_in_failures.c.failed_at <= window_start
+            )
+        )
+        await self._s.execute(
+            sign_in_failures.insert().values(key=key.digest, scope=key.scope.value, failed_at=at)
+        )
+        count: int = (
+            await self._s.execute(
+                select(func.count()).where(
+                    sign_in_failures.c.key == key.digest,
+                    sign_in_failures.c.failed_at > window_start,
+                )
+            )
+        ).scalar_one()
+        return count
+
+    async def lock_sign_in(self, key: ThrottleKey, until: dt.datetime) -> None:
+        statement = pg_insert(sign_in_lockouts).values(
+            key=key.digest, scope=key.scope.value, locked_until=until
+        )
+        await self._s.execute(
+            statement.on_conflict_do_update(
+                index_elements=[sign_in_lockouts.c.key],
+                set_={"locked_until": func.greatest(sign_in_lockouts.c.locked_until, until)},
+            )
+        )
+        await self._s.execute(delete(sign_in_failures).where(sign_in_failures.c.key == key.digest))
+
+    async def clear_sign_in_throttle(self, key: ThrottleKey) -> bool:
+        await self._s.execute(delete(sign_in_failures).where(sign_in_failures.c.key == key.digest))
+        removed = await self._s.execute(
+            delete(sign_in_lockouts)
+            .where(sign_in_lockouts.c.key == key.digest)
+            .returning(sign_in_lockouts.c.key)
+        )
+        return removed.first() is not None
+
+    async def enqueue_mail(self, org_id: uuid.UUID, to: str, subject: str, body: str) -> None:
+        await enqueue_mail(self._s, org_id, to, subject, body)
 
     async def record(self, change: Change, ctx: CallContext) -> None:
         await self._recorder.record(self._s, change, ctx, self._clock())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -18,7 +19,18 @@ from sqlalchemy import (
 
 from helios.kernel.outbox import outbox_table
 
-__all__ = ["SCHEMA", "memberships", "metadata", "orgs", "outbox", "sessions", "users"]
+__all__ = [
+    "SCHEMA",
+    "mail_outbox",
+    "memberships",
+    "metadata",
+    "orgs",
+    "outbox",
+    "sessions",
+    "sign_in_failures",
+    "sign_in_lockouts",
+    "users",
+]
 
 SCHEMA = "identity"
 metadata = MetaData(schema=SCHEMA)
@@ -67,4 +79,47 @@ memberships = Table(
     Column("joined_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Throttling (see domain/throttle.py): `key` is a sha256 hex digest of the scope and the account
+# or IP, never the address itself.
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_sign_in_failures_key_failed_at", sign_in_failures.c.key, sign_in_failures.c.failed_at)
+
+sign_in_lockouts = Table(
+    "sign_in_lockouts",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("scope", String(16), nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=False),
+)
+
 outbox = outbox_table(metadata)
+
+# Outbound mail (store/mail.py, mail/sender.py). Bodies may hold one-time links: the sender blanks
+# `body_text` once the message is sent or given up, so only the envelope stays as a send record.
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("to_address", String(254), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("body_text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("attempts", BigInteger, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("last_error", String(500)),
+    Column("message_id", String(255)),
+)
+Index(
+    "mail_outbox_due",
+    mail_outbox.c.next_attempt_at,
+    postgresql_where=mail_outbox.c.sent_at.is_(None),
+)
