@@ -19,7 +19,7 @@ from helios.identity.argon2_hasher import Argon2Hasher
 from helios.identity.domain.throttle import ThrottlePolicy
 from helios.identity.ports import PasswordHasher
 from helios.identity.rpc.servicer import IdentityServicer
-from helios.identity.service import IdentityService
+from helios.identity.service import AccountMail, IdentityService
 from helios.identity.store import tables
 from helios.identity.store.postgres import postgres_unit_of_work
 from helios.kernel.audit_trail import AuditRecorder
@@ -90,6 +90,7 @@ class StartIdentity(Protocol):
         clock: Callable[[], dt.datetime] = ...,
         session_ttl: dt.timedelta = ...,
         throttle: ThrottlePolicy | None = ...,
+        account_mail: AccountMail | None = ...,
     ) -> Awaitable[IdentityServer]: ...
 
 
@@ -110,6 +111,7 @@ async def start_identity(
         clock: Callable[[], dt.datetime] = utc_now,
         session_ttl: dt.timedelta = dt.timedelta(hours=12),
         throttle: ThrottlePolicy | None = None,
+        account_mail: AccountMail | None = None,
     ) -> IdentityServer:
         uow = postgres_unit_of_work(db_session, AuditRecorder("identity", tables.outbox), clock)
         service = IdentityService(
@@ -119,6 +121,7 @@ async def start_identity(
             clock,
             session_ttl,
             throttle,
+            account_mail,
         )
         # RPCs the servicer does not define answer UNIMPLEMENTED (the generated base class).
         servicer = IdentityServicer(service)  # type: ignore[abstract]

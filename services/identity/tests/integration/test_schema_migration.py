@@ -34,6 +34,7 @@ def test_p6_migrating_twice_is_harmless(identity_schema: str) -> None:
     assert after == before
     assert {name for (name,) in after} == {
         "alembic_version",
+        "email_tokens",
         "memberships",
         "orgs",
         "mail_outbox",
@@ -43,5 +44,5 @@ def test_p6_migrating_twice_is_harmless(identity_schema: str) -> None:
         "sign_in_lockouts",
         "users",
     }
-    assert versions == [("0003",)]
+    assert versions == [("0004",)]
     assert grants == (True,)

@@ -7,7 +7,7 @@ import uuid
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from helios.identity.domain.model import Org, Session, User
+from helios.identity.domain.model import EmailTokenPurpose, Org, Session, User
 from helios.identity.domain.throttle import ThrottleKey
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
@@ -83,6 +83,42 @@ class IdentityTransaction(Protocol):
 
     async def revoke_session(self, session_id: uuid.UUID, at: dt.datetime) -> bool:
         """Mark a session revoked (idempotent); True when it was active until now."""
+        ...
+
+    async def revoke_sessions_of(
+        self, user_id: uuid.UUID, at: dt.datetime, keep: uuid.UUID | None = None
+    ) -> int:
+        """Revoke every active session of a user except `keep` (idempotent); returns how many
+        were active until now."""
+        ...
+
+    async def mark_email_verified(self, user_id: uuid.UUID, at: dt.datetime) -> bool:
+        """Record that the user's e-mail is verified; True when it was not yet (idempotent)."""
+        ...
+
+    async def add_email_token(
+        self,
+        user_id: uuid.UUID,
+        purpose: EmailTokenPurpose,
+        token_hash: bytes,
+        created_at: dt.datetime,
+        expires_at: dt.datetime,
+    ) -> None:
+        """Store a one-time token's hash and supersede (mark used) the user's older unused
+        tokens of the same purpose."""
+        ...
+
+    async def count_email_tokens_since(
+        self, user_id: uuid.UUID, purpose: EmailTokenPurpose, since: dt.datetime
+    ) -> int:
+        """How many tokens of `purpose` were issued to the user after `since`."""
+        ...
+
+    async def redeem_email_token(
+        self, token_hash: bytes, purpose: EmailTokenPurpose, now: dt.datetime
+    ) -> uuid.UUID | None:
+        """Mark an unused, unexpired token of `purpose` used and return its user; None for an
+        unknown, used, superseded or expired one. Atomic: of concurrent redemptions one wins."""
         ...
 
     async def add_org(self, org: Org, owner_id: uuid.UUID) -> None:

@@ -1,4 +1,5 @@
-"""Identity's use cases: sign-up, sign-in (throttled), unlock, session resolution, org creation."""
+"""Identity's use cases: sign-up, sign-in (throttled), unlock, session resolution, org creation,
+e-mail verification and password reset / change."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from helios.identity.domain.model import Org, Session, User
+from helios.identity.domain.model import EmailTokenPurpose, Org, Session, User
 from helios.identity.domain.throttle import (
     ThrottleKey,
     ThrottlePolicy,
@@ -16,7 +17,7 @@ from helios.identity.domain.throttle import (
     retry_after_seconds,
     throttle_key,
 )
-from helios.identity.domain.tokens import hash_token, new_session_token
+from helios.identity.domain.tokens import hash_token, new_one_time_token, new_session_token
 from helios.identity.domain.validation import (
     normalize_email,
     password_strength,
@@ -40,13 +41,36 @@ from helios.kernel.errors import (
 from helios.proto.audit.v1 import events_pb2
 from helios.proto.common.v1 import principal_pb2
 
-__all__ = ["IdentityService", "ResolvedSession", "SignedIn"]
+__all__ = ["AccountMail", "IdentityService", "ResolvedSession", "SignedIn"]
 
 # The one answer for a wrong password and an unknown e-mail (no account enumeration).
 BAD_CREDENTIALS = "invalid e-mail or password"
 # The one answer while an account or address is locked, whether or not the account exists.
 TOO_MANY_ATTEMPTS = "too many failed sign-in attempts; try again in {seconds} seconds"
 _SESSION_GONE = "session is invalid or has expired"
+_PLATFORM_ORG = uuid.UUID(int=0)
+# The one answer for an unknown, used, superseded or expired e-mailed token.
+BAD_LINK = "this link is invalid or has expired"
+_WRONG_PASSWORD = "the current password is wrong"  # noqa: S105 - a message
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMail:
+    """Links, lifetimes and limits of the account mails (verification, password reset).
+
+    Users belong to no org when they sign up, so these mails go out (and are DKIM-signed) as
+    `platform_org_id`. `reset_max_per_hour` caps reset mails per account: further requests in
+    the hour answer the same but send nothing."""
+
+    public_url: str = "http://localhost:8080"
+    platform_org_id: uuid.UUID = _PLATFORM_ORG
+    verify_ttl: dt.timedelta = dt.timedelta(hours=24)
+    reset_ttl: dt.timedelta = dt.timedelta(hours=1)
+    reset_max_per_hour: int = 3
+
+    def link(self, page: str, token: str) -> str:
+        """The public URL of `page` carrying `token`."""
+        return f"{self.public_url.rstrip('/')}/{page}?token={token}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +103,10 @@ class IdentityService:
         clock: Clock,
         session_ttl: dt.timedelta,
         throttle: ThrottlePolicy | None = None,
+        account_mail: AccountMail | None = None,
     ) -> None:
         self._uow = uow
+        self._mail = account_mail or AccountMail()
         self._hasher = hasher
         self._signer = signer
         self._clock = clock
@@ -95,7 +121,8 @@ class IdentityService:
         ctx: CallContext,
         request: Message | None,
     ) -> User:
-        """Create an account; raises InvalidArgumentError or AlreadyExistsError."""
+        """Create an account and queue its verification mail in the same transaction; raises
+        InvalidArgumentError or AlreadyExistsError."""
         address = normalize_email(email)
         password_strength(password, address)
         name = validate_display_name(display_name or address.split("@")[0])
@@ -106,8 +133,25 @@ class IdentityService:
             password_hash=await self._hasher.hash(password),
             created_at=self._clock(),
         )
+        token = new_one_time_token()
         async with self._uow() as tx:
             await tx.add_user(user)
+            await tx.add_email_token(
+                user.id,
+                EmailTokenPurpose.VERIFY_EMAIL,
+                hash_token(token),
+                user.created_at,
+                user.created_at + self._mail.verify_ttl,
+            )
+            await tx.enqueue_mail(
+                self._mail.platform_org_id,
+                address,
+                "Verify your Helios e-mail address",
+                "Welcome to Helios. Confirm this e-mail address by opening this link within "
+                f"{_hours(self._mail.verify_ttl)}:\n\n"
+                f"{self._mail.link('verify-email', token)}\n\n"
+                "If you did not sign up, ignore this message.\n",
+            )
             await tx.record(
                 Change(
                     action="identity.user.signUp",
@@ -195,14 +239,18 @@ class IdentityService:
         return SignedIn(token=token, session=session, user=user)
 
     async def _refuse_locked(
-        self, locked_until: dt.datetime, ctx: CallContext, request: Message | None
+        self,
+        locked_until: dt.datetime,
+        ctx: CallContext,
+        request: Message | None,
+        action: str = "identity.user.signIn",
     ) -> None:
         """Audit a refused attempt on a locked key and raise ResourceExhaustedError."""
         seconds = retry_after_seconds(locked_until, self._clock())
         async with self._uow() as tx:
             await tx.record(
                 Change(
-                    action="identity.user.signIn",
+                    action=action,
                     resource_type="identity.user",
                     outcome=events_pb2.AUDIT_OUTCOME_FAILURE,
                     request=request,
@@ -319,6 +367,180 @@ class IdentityService:
                     ctx,
                 )
 
+    async def verify_email(self, token: str, ctx: CallContext, request: Message | None) -> User:
+        """Redeem a verification token and mark the user's e-mail verified; raises
+        InvalidArgumentError (BAD_LINK) for an unknown, used, superseded or expired token."""
+        now = self._clock()
+        async with self._uow() as tx:
+            user_id = await tx.redeem_email_token(
+                hash_token(token), EmailTokenPurpose.VERIFY_EMAIL, now
+            )
+            user = await tx.user_by_id(user_id) if user_id else None
+            if user is None:
+                raise InvalidArgumentError(BAD_LINK, field="token")
+            await tx.mark_email_verified(user.id, now)
+            await tx.record(
+                Change(
+                    action="identity.user.verifyEmail",
+                    resource_type="identity.user",
+                    resource_id=str(user.id),
+                    actor_id=str(user.id),
+                    request=request,
+                    diff={"email": user.email},
+                ),
+                ctx,
+            )
+        return await self._user(user.id)
+
+    async def request_password_reset(
+        self, email: str, ctx: CallContext, request: Message | None
+    ) -> None:
+        """Mail a reset link to a known account; returns None either way (no enumeration).
+
+        Raises InvalidArgumentError only for a malformed address. Known and unknown addresses
+        do the same token generation, hashing and rate lookup; only a known one below its
+        hourly cap gets a token, a mail and an audit event (over the cap: audited as refused,
+        nothing sent). Nothing at all is written for an unknown address."""
+        address = normalize_email(email)
+        token = new_one_time_token()
+        token_hash = hash_token(token)
+        now = self._clock()
+        async with self._uow() as tx:
+            user = await tx.user_by_email(address)
+            recent = await tx.count_email_tokens_since(
+                user.id if user else uuid.uuid4(),
+                EmailTokenPurpose.RESET_PASSWORD,
+                now - dt.timedelta(hours=1),
+            )
+            if user is None:
+                return
+            if recent >= self._mail.reset_max_per_hour:
+                await tx.record(
+                    Change(
+                        action="identity.user.passwordResetRequest",
+                        resource_type="identity.user",
+                        resource_id=str(user.id),
+                        outcome=events_pb2.AUDIT_OUTCOME_FAILURE,
+                        request=request,
+                        diff={"refused": "rate", "recent": recent},
+                    ),
+                    ctx,
+                )
+                return
+            await tx.add_email_token(
+                user.id,
+                EmailTokenPurpose.RESET_PASSWORD,
+                token_hash,
+                now,
+                now + self._mail.reset_ttl,
+            )
+            await tx.enqueue_mail(
+                self._mail.platform_org_id,
+                user.email,
+                "Reset your Helios password",
+                "Someone asked to reset the password of this Helios account. Choose a new "
+                f"password by opening this link within {_hours(self._mail.reset_ttl)}:\n\n"
+                f"{self._mail.link('reset-password', token)}\n\n"
+                "If it was not you, ignore this message: your password stays as it is.\n",
+            )
+            await tx.record(
+                Change(
+                    action="identity.user.passwordResetRequest",
+                    resource_type="identity.user",
+                    resource_id=str(user.id),
+                    request=request,
+                ),
+                ctx,
+            )
+
+    async def reset_password(
+        self, token: str, new_password: str, ctx: CallContext, request: Message | None
+    ) -> None:
+        """Set a new password with a reset token, revoke every session of the user and lift
+        its account sign-in lockout. Raises InvalidArgumentError: BAD_LINK for an unknown, used,
+        superseded or expired token, or the password policy's refusal (the token then stays
+        usable)."""
+        now = self._clock()
+        async with self._uow() as tx:
+            user_id = await tx.redeem_email_token(
+                hash_token(token), EmailTokenPurpose.RESET_PASSWORD, now
+            )
+            user = await tx.user_by_id(user_id) if user_id else None
+            if user is None:
+                raise InvalidArgumentError(BAD_LINK, field="token")
+            password_strength(new_password, user.email)  # raising rolls the redemption back
+            await tx.set_password_hash(user.id, await self._hasher.hash(new_password))
+            revoked = await tx.revoke_sessions_of(user.id, now)
+            await tx.clear_sign_in_throttle(throttle_key(ThrottleScope.ACCOUNT, user.email))
+            await tx.record(
+                Change(
+                    action="identity.user.passwordReset",
+                    resource_type="identity.user",
+                    resource_id=str(user.id),
+                    actor_id=str(user.id),
+                    request=request,
+                    diff={"sessions_revoked": revoked},
+                ),
+                ctx,
+            )
+
+    async def change_password(
+        self,
+        current_password: str,
+        new_password: str,
+        ctx: CallContext,
+        request: Message | None,
+    ) -> None:
+        """Change the caller's password and revoke the user's other sessions (the calling one
+        stays). A wrong current password raises UnauthenticatedError and counts as a failed
+        sign-in of the account and IP (ResourceExhaustedError while locked); a weak new one
+        raises InvalidArgumentError."""
+        user, session = await self.current_user(ctx)
+        keys = self._throttle.keys(user.email, ctx.ip)
+        async with self._uow() as tx:
+            locked_until = await tx.locked_until(keys, self._clock())
+        if locked_until is not None:
+            await self._refuse_locked(
+                locked_until, ctx, request, action="identity.user.passwordChange"
+            )
+        if not await self._hasher.verify(user.password_hash, current_password):
+            async with self._uow() as tx:
+                await tx.record(
+                    Change(
+                        action="identity.user.passwordChange",
+                        resource_type="identity.user",
+                        resource_id=str(user.id),
+                        outcome=events_pb2.AUDIT_OUTCOME_FAILURE,
+                        request=request,
+                    ),
+                    ctx,
+                )
+                await self._count_failure(tx, keys, user, ctx, request)
+            raise UnauthenticatedError(_WRONG_PASSWORD)
+        password_strength(new_password, user.email)
+        password_hash = await self._hasher.hash(new_password)
+        async with self._uow() as tx:
+            await tx.set_password_hash(user.id, password_hash)
+            revoked = await tx.revoke_sessions_of(user.id, self._clock(), keep=session.id)
+            await tx.clear_sign_in_throttle(keys[0])
+            await tx.record(
+                Change(
+                    action="identity.user.passwordChange",
+                    resource_type="identity.user",
+                    resource_id=str(user.id),
+                    request=request,
+                    diff={"sessions_revoked": revoked},
+                ),
+                ctx,
+            )
+
+    async def _user(self, user_id: uuid.UUID) -> User:
+        async with self._uow() as tx:
+            user = await tx.user_by_id(user_id)
+        if user is None:
+            raise UnauthenticatedError(_SESSION_GONE)
+        return user
+
     async def create_org(
         self, slug: str, name: str, owner_id: uuid.UUID, ctx: CallContext, request: Message | None
     ) -> Org:
@@ -348,3 +570,8 @@ class IdentityService:
                 ctx,
             )
         return org
+
+
+def _hours(ttl: dt.timedelta) -> str:
+    hours = ttl.total_seconds() / 3600
+    return "1 hour" if hours == 1 else f"{hours:g} hours"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -31,6 +32,19 @@ class IdentitySettings(ServiceSettings):
     mail_from: str = Field(default="Helios <no-reply@helios.localhost>", min_length=3)
     mail_dkim_selector: str = Field(default="helios1", min_length=1)
     keyvault_target: str = Field(default="keyvault:50051", min_length=1)
+    # Account mails (service.AccountMail): links point at the public origin; users have no org
+    # at sign-up, so these mails are queued and DKIM-signed as the platform sender org.
+    public_url: str = Field(
+        default="http://localhost:8080",
+        pattern=r"^https?://[^/\s]+$",
+        description="the public origin the e-mailed links point at",
+    )
+    mail_platform_org: uuid.UUID = Field(
+        default=uuid.UUID(int=0), description="org id whose DKIM key signs account mails"
+    )
+    email_verification_ttl_seconds: int = Field(default=24 * 3600, ge=300, le=30 * 24 * 3600)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=300, le=24 * 3600)
+    password_reset_max_per_hour: int = Field(default=3, ge=1, le=100)
 
     @field_validator("principal_signing_key_file")
     @classmethod

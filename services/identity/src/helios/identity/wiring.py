@@ -12,7 +12,7 @@ from helios.identity.domain.permissions import IDENTITY_PERMISSIONS
 from helios.identity.domain.throttle import ThrottlePolicy
 from helios.identity.mail import KeyvaultDkimKeys, MailSender, SmtpRelay
 from helios.identity.rpc.servicer import IdentityServicer
-from helios.identity.service import IdentityService
+from helios.identity.service import AccountMail, IdentityService
 from helios.identity.settings import IdentitySettings
 from helios.identity.store import tables
 from helios.identity.store.mail import MailOutbox
@@ -59,8 +59,21 @@ def build_service(settings: IdentitySettings, runtime: ServiceRuntime) -> Identi
         window=dt.timedelta(seconds=settings.signin_failure_window_seconds),
         lockout=dt.timedelta(seconds=settings.signin_lockout_seconds),
     )
+    account_mail = AccountMail(
+        public_url=settings.public_url,
+        platform_org_id=settings.mail_platform_org,
+        verify_ttl=dt.timedelta(seconds=settings.email_verification_ttl_seconds),
+        reset_ttl=dt.timedelta(seconds=settings.password_reset_ttl_seconds),
+        reset_max_per_hour=settings.password_reset_max_per_hour,
+    )
     return IdentityService(
-        uow, hasher, signer, _now, dt.timedelta(seconds=settings.session_ttl_seconds), throttle
+        uow,
+        hasher,
+        signer,
+        _now,
+        dt.timedelta(seconds=settings.session_ttl_seconds),
+        throttle,
+        account_mail,
     )
 
 

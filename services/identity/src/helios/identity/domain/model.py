@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from dataclasses import dataclass
 
-__all__ = ["Org", "Session", "User"]
+__all__ = ["EmailTokenPurpose", "Org", "Session", "User"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +49,10 @@ class Org:
     slug: str
     name: str
     created_at: dt.datetime
+
+
+class EmailTokenPurpose(enum.StrEnum):
+    """What an e-mailed one-time token may be used for (stored as its value)."""
+
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose name, not a password

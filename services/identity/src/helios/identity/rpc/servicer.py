@@ -66,3 +66,31 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             session=session_to_proto(resolved.session),
             assertion=resolved.assertion,
         )
+
+    async def VerifyEmail(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.VerifyEmailRequest, context: Context
+    ) -> identity_pb2.VerifyEmailResponse:
+        user = await self._service.verify_email(request.token, current_call(), request)
+        return identity_pb2.VerifyEmailResponse(user=user_to_proto(user))
+
+    async def RequestPasswordReset(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.RequestPasswordResetRequest, context: Context
+    ) -> identity_pb2.RequestPasswordResetResponse:
+        await self._service.request_password_reset(request.email, current_call(), request)
+        return identity_pb2.RequestPasswordResetResponse()
+
+    async def ResetPassword(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.ResetPasswordRequest, context: Context
+    ) -> identity_pb2.ResetPasswordResponse:
+        await self._service.reset_password(
+            request.token, request.new_password, current_call(), request
+        )
+        return identity_pb2.ResetPasswordResponse()
+
+    async def ChangePassword(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.ChangePasswordRequest, context: Context
+    ) -> identity_pb2.ChangePasswordResponse:
+        await self._service.change_password(
+            request.current_password, request.new_password, current_call(), request
+        )
+        return identity_pb2.ChangePasswordResponse()

@@ -10,11 +10,12 @@ from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from helios.identity.domain.model import Org, Session, User
+from helios.identity.domain.model import EmailTokenPurpose, Org, Session, User
 from helios.identity.domain.throttle import ThrottleKey
 from helios.identity.ports import IdentityTransaction
 from helios.identity.store.mail import enqueue as enqueue_mail
 from helios.identity.store.tables import (
+    email_tokens,
     memberships,
     orgs,
     sessions,
@@ -107,6 +108,88 @@ class _Transaction:
             .returning(sessions.c.id)
         )
         return result.first() is not None
+
+    async def revoke_sessions_of(
+        self, user_id: uuid.UUID, at: dt.datetime, keep: uuid.UUID | None = None
+    ) -> int:
+        condition = (sessions.c.user_id == user_id) & sessions.c.revoked_at.is_(None)
+        if keep is not None:
+            condition = condition & (sessions.c.id != keep)
+        result = await self._s.execute(
+            update(sessions)
+            .where(condition, sessions.c.expires_at > at)
+            .values(revoked_at=at)
+            .returning(sessions.c.id)
+        )
+        return len(result.all())
+
+    async def mark_email_verified(self, user_id: uuid.UUID, at: dt.datetime) -> bool:
+        result = await self._s.execute(
+            update(users)
+            .where(users.c.id == user_id, users.c.email_verified_at.is_(None))
+            .values(email_verified_at=at)
+            .returning(users.c.id)
+        )
+        return result.first() is not None
+
+    async def add_email_token(
+        self,
+        user_id: uuid.UUID,
+        purpose: EmailTokenPurpose,
+        token_hash: bytes,
+        created_at: dt.datetime,
+        expires_at: dt.datetime,
+    ) -> None:
+        await self._s.execute(
+            update(email_tokens)
+            .where(
+                email_tokens.c.user_id == user_id,
+                email_tokens.c.purpose == purpose.value,
+                email_tokens.c.used_at.is_(None),
+            )
+            .values(used_at=created_at)
+        )
+        await self._s.execute(
+            email_tokens.insert().values(
+                token_hash=token_hash,
+                user_id=user_id,
+                purpose=purpose.value,
+                created_at=created_at,
+                expires_at=expires_at,
+            )
+        )
+
+    async def count_email_tokens_since(
+        self, user_id: uuid.UUID, purpose: EmailTokenPurpose, since: dt.datetime
+    ) -> int:
+        count: int = (
+            await self._s.execute(
+                select(func.count()).where(
+                    email_tokens.c.user_id == user_id,
+                    email_tokens.c.purpose == purpose.value,
+                    email_tokens.c.created_at > since,
+                )
+            )
+        ).scalar_one()
+        return count
+
+    async def redeem_email_token(
+        self, token_hash: bytes, purpose: EmailTokenPurpose, now: dt.datetime
+    ) -> uuid.UUID | None:
+        user_id: uuid.UUID | None = (
+            await self._s.execute(
+                update(email_tokens)
+                .where(
+                    email_tokens.c.token_hash == token_hash,
+                    email_tokens.c.purpose == purpose.value,
+                    email_tokens.c.used_at.is_(None),
+                    email_tokens.c.expires_at > now,
+                )
+                .values(used_at=now)
+                .returning(email_tokens.c.user_id)
+            )
+        ).scalar()
+        return user_id
 
     async def _session_where(self, condition: ColumnElement[bool]) -> Session | None:
         row = (await self._s.execute(select(sessions).where(condition))).first()

@@ -21,6 +21,7 @@ from helios.kernel.outbox import outbox_table
 
 __all__ = [
     "SCHEMA",
+    "email_tokens",
     "mail_outbox",
     "memberships",
     "metadata",
@@ -122,4 +123,23 @@ Index(
     "mail_outbox_due",
     mail_outbox.c.next_attempt_at,
     postgresql_where=mail_outbox.c.sent_at.is_(None),
+)
+
+# One-time tokens sent by mail (e-mail verification, password reset): only the sha256 of the
+# token is stored. `used_at` is set when the token is redeemed or superseded by a newer one.
+email_tokens = Table(
+    "email_tokens",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("user_id", Uuid, ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+)
+Index(
+    "ix_email_tokens_user_purpose_created",
+    email_tokens.c.user_id,
+    email_tokens.c.purpose,
+    email_tokens.c.created_at,
 )
