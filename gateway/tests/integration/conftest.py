@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pytest
 import uvicorn
@@ -29,36 +28,13 @@ from helios.kernel.migrations import migrate
 from helios.kernel.principal import AssertionVerifier, load_public_key
 from helios.kernel.server import GrpcService
 from helios.kernel.testing.servers import free_port
+from helios.kernel.testing.turns import TurnTakingSession
 from helios.kernel.tls import CertFiles
 from helios.proto.audit.v1 import audit_pb2, audit_pb2_grpc
 
 AUDIT_SERVICE = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 HOST = "127.0.0.1"
 ALLOWED_ORIGIN = "https://console.helios.test"
-
-
-class TurnTakingSession(AsyncSession):
-    """A session that holds `turns` while open: the test's sessions share one connection (rolled
-    back at the end), and a watch stream polls it while the test ingests."""
-
-    def __init__(self, *args: Any, turns: asyncio.Lock, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._turns = turns
-
-    async def __aenter__(self) -> Self:
-        await self._turns.acquire()
-        return self
-
-    async def __aexit__(
-        self,
-        type_: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        try:
-            await super().__aexit__(type_, value, traceback)
-        finally:
-            self._turns.release()
 
 
 class ObservedLog(PostgresAuditLog):

@@ -7,7 +7,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import nats
@@ -20,28 +19,14 @@ from helios.audit.service import AuditService
 from helios.audit.store import tables
 from helios.audit.store.postgres import PostgresAuditLog
 from helios.kernel.bus import AUDIT_STREAM, Bus, ensure_audit_stream
+from helios.kernel.testing.turns import OneSessionAtATime
 from helios.proto.audit.v1 import events_pb2
 
 MakeEvent = Callable[..., events_pb2.AuditEvent]
 DEADLINE_SECONDS = 15.0
 
 
-class _OneSessionAtATime:
-    """The test's sessions, one at a time: the consumer task and the test's polling share the
-    test's single connection, whose savepoints must not interleave. Not a fake: every session
-    is a real one on the real database."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._lock = asyncio.Lock()
-
-    @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[AsyncSession]:
-        async with self._lock, self._sessions() as session:
-            yield session
-
-
-async def _rows_for(sessions: _OneSessionAtATime, ids: list[uuid.UUID]) -> list[Any]:
+async def _rows_for(sessions: OneSessionAtATime, ids: list[uuid.UUID]) -> list[Any]:
     async with sessions() as session:
         result = await session.execute(
             select(tables.audit_log).where(tables.audit_log.c.event_id.in_(ids))
@@ -86,7 +71,7 @@ async def test_l3_consumer_stores_published_events_with_their_stream_sequence(
     assert republished.duplicate is True
     assert republished.seq == sequences[events[0].event_id]
 
-    sessions = _OneSessionAtATime(db_session)
+    sessions = OneSessionAtATime(db_session)
     service = AuditService(PostgresAuditLog(sessions))  # type: ignore[arg-type]
     bus = Bus(nats_url, "helios-audit-itest")
     stop = asyncio.Event()

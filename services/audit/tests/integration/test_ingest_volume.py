@@ -12,7 +12,6 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +34,7 @@ from helios.audit.store.rows import leaf_record
 from helios.kernel.bus import AUDIT_STREAM, AUDIT_SUBJECTS, Bus, audit_subject
 from helios.kernel.outbox import OutboxRelay, enqueue, outbox_table
 from helios.kernel.testing.servers import ThrowawayNats
+from helios.kernel.testing.turns import OneSessionAtATime
 from helios.proto.audit.v1 import events_pb2
 from helios.proto.common.v1 import principal_pb2
 
@@ -65,21 +65,6 @@ USER_AGENTS = (
     "A" * 512,
 )
 IPS = ("203.0.113.7", "2001:db8::17", "198.51.100.254", "::1")
-
-
-class _OneSessionAtATime:
-    """The test's sessions, one at a time: relays, consumer and test share the test's single
-    connection, whose savepoints must not interleave. Every session is a real one on the real
-    database (nothing is faked); only their turns are serialized."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._lock = asyncio.Lock()
-
-    @asynccontextmanager
-    async def __call__(self) -> AsyncIterator[AsyncSession]:
-        async with self._lock, self._sessions() as session:
-            yield session
 
 
 @pytest.fixture
@@ -156,7 +141,7 @@ class _Producer:
 
 
 async def _produce(
-    sessions: _OneSessionAtATime, producer: _Producer, rng: random.Random, events: Sequence[Any]
+    sessions: OneSessionAtATime, producer: _Producer, rng: random.Random, events: Sequence[Any]
 ) -> None:
     """Enqueue `events` in many transactions of 1..25 events, waking the relay after each."""
     index = 0
@@ -273,7 +258,7 @@ async def _stored_records(log: PostgresAuditLog, org_id: str) -> list[Any]:
         cursor = page[-1][0]
 
 
-async def _tree_roots(sessions: _OneSessionAtATime, org_id: str) -> tuple[int, bytes, bytes]:
+async def _tree_roots(sessions: OneSessionAtATime, org_id: str) -> tuple[int, bytes, bytes]:
     """(size, root recomputed from the stored rows, root from the stored merkle_nodes); also
     asserts every row's stored leaf hash is the hash of its leaf record."""
     async with sessions() as session:
@@ -321,7 +306,7 @@ async def test_l1_ten_thousand_events_from_three_services_arrive_once_ordered_pe
     stored subtree hashes. Republished copies (new message id, same event id) add nothing."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     rng = random.Random(20260601)
-    sessions = _OneSessionAtATime(db_session)
+    sessions = OneSessionAtATime(db_session)
     orgs = [str(uuid.uuid4()) for _ in range(ORG_COUNT)]
     producers: list[_Producer] = []
     for name in PRODUCERS:
@@ -473,7 +458,7 @@ async def _run_consumer_until(
         assert task.exception() is None
 
 
-async def _stored(sessions: _OneSessionAtATime, events: Sequence[Any]) -> Counter[str]:
+async def _stored(sessions: OneSessionAtATime, events: Sequence[Any]) -> Counter[str]:
     ids = [uuid.UUID(event.event_id) for event in events]
     async with sessions() as session:
         found = await session.scalars(
@@ -482,7 +467,7 @@ async def _stored(sessions: _OneSessionAtATime, events: Sequence[Any]) -> Counte
         return Counter(str(event_id) for event_id in found)
 
 
-async def _letters(sessions: _OneSessionAtATime) -> list[Any]:
+async def _letters(sessions: OneSessionAtATime) -> list[Any]:
     async with sessions() as session:
         result = await session.execute(
             select(tables.dead_letters).order_by(tables.dead_letters.c.stream_seq)
@@ -503,7 +488,7 @@ async def test_l1_malformed_event_is_dead_lettered_counted_and_does_not_block(
     keep flowing. Redelivering the stream (the durable consumer recreated, as after it was
     lost) stores nothing twice and counts a second delivery of each dead letter."""
     await _as_service_role(db_connection)
-    sessions = _OneSessionAtATime(db_session)
+    sessions = OneSessionAtATime(db_session)
     service = AuditService(PostgresAuditLog(sessions))  # type: ignore[arg-type]
     bus = Bus(throwaway_nats.url, "helios-audit-itest")
     good = [make_event() for _ in range(4)]
@@ -556,7 +541,7 @@ async def test_l1_event_with_nul_character_is_dead_lettered_and_does_not_block(
     field or in the diff) is dead-lettered like any unusable message, as audit's database role;
     it must not hold back the good events of its batch and every event published after it."""
     await _as_service_role(db_connection)
-    sessions = _OneSessionAtATime(db_session)
+    sessions = OneSessionAtATime(db_session)
     service = AuditService(PostgresAuditLog(sessions))  # type: ignore[arg-type]
     bus = Bus(throwaway_nats.url, "helios-audit-itest")
     good = [make_event() for _ in range(3)]

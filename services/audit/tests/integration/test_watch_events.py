@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import grpc
 import pytest
@@ -19,34 +18,11 @@ from helios.kernel.clients import call_metadata
 from helios.kernel.context import CallContext
 from helios.kernel.errors import InvalidArgumentError
 from helios.kernel.principal import AssertionSigner
+from helios.kernel.testing.turns import TurnTakingSession
 from helios.proto.audit.v1 import audit_pb2, events_pb2
 from helios.proto.common.v1 import principal_pb2
 
 MakeEvent = Callable[..., events_pb2.AuditEvent]
-
-
-class TurnTakingSession(AsyncSession):
-    """A session that holds `turns` while open: the test's sessions share one connection (rolled
-    back at the end), and a watch stream polls it while the test ingests."""
-
-    def __init__(self, *args: Any, turns: asyncio.Lock, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._turns = turns
-
-    async def __aenter__(self) -> Self:
-        await self._turns.acquire()
-        return self
-
-    async def __aexit__(
-        self,
-        type_: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        try:
-            await super().__aexit__(type_, value, traceback)
-        finally:
-            self._turns.release()
 
 
 class ObservedLog(PostgresAuditLog):
