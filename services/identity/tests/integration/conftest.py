@@ -19,7 +19,8 @@ from helios.identity.argon2_hasher import Argon2Hasher
 from helios.identity.domain.throttle import ThrottlePolicy
 from helios.identity.ports import PasswordHasher
 from helios.identity.rpc.servicer import IdentityServicer
-from helios.identity.service import AccountMail, IdentityService
+from helios.identity.service.account_mail import AccountMail
+from helios.identity.service.bundle import IdentityServices
 from helios.identity.store import tables
 from helios.identity.store.postgres import postgres_unit_of_work
 from helios.kernel.audit_trail import AuditRecorder
@@ -114,17 +115,17 @@ async def start_identity(
         account_mail: AccountMail | None = None,
     ) -> IdentityServer:
         uow = postgres_unit_of_work(db_session, AuditRecorder("identity", tables.outbox), clock)
-        service = IdentityService(
+        services = IdentityServices.build(
             uow,
             hasher or cheap_hasher(),
             AssertionSigner(load_private_key(principal_keys[0])),
             clock,
             session_ttl,
-            throttle,
-            account_mail,
+            throttle=throttle,
+            account_mail=account_mail,
         )
-        # RPCs the servicer does not define answer UNIMPLEMENTED (the generated base class).
-        servicer = IdentityServicer(service)  # type: ignore[abstract]
+        # RPCs no handler defines answer UNIMPLEMENTED (the generated base class).
+        servicer = IdentityServicer(services)  # type: ignore[abstract]
         grpc_service = GrpcService(
             "identity", pki["identity"], AssertionVerifier([load_public_key(principal_keys[1])])
         )

@@ -13,7 +13,7 @@ import grpc
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from helios.identity.service import AccountMail
+from helios.identity.service.account_mail import AccountMail
 from helios.identity.store import tables
 from helios.kernel.clients import call_metadata
 from helios.kernel.testing.audit_events import AuditEvents

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helios.identity.argon2_hasher import Argon2Hasher
 from helios.identity.domain.throttle import ThrottlePolicy
-from helios.identity.service import IdentityService
+from helios.identity.service.bundle import IdentityServices
 from helios.identity.store import tables
 from helios.identity.store.postgres import postgres_unit_of_work
 from helios.kernel.audit_trail import AuditRecorder
@@ -262,7 +262,7 @@ async def test_a1_success_resets_the_account_counter(start_identity: Any) -> Non
 
 
 async def test_a1_two_replicas_share_the_counters(start_identity: Any) -> None:
-    """A1: two identity servers (two IdentityService objects) over one database: failures on
+    """A1: two identity servers (two service bundles) over one database: failures on
     either count together, and the lockout holds on both."""
     clock = Clock()
     first = (await start_identity(clock=clock, throttle=POLICY)).stub()
@@ -288,27 +288,29 @@ async def test_a1_unlock_lifts_the_lockout_and_is_audited(
     lift."""
     clock = Clock()
     uow = postgres_unit_of_work(db_session, AuditRecorder("identity", tables.outbox), clock)
-    service = IdentityService(
+    services = IdentityServices.build(
         uow,
         CountingHasher(),
         AssertionSigner(load_private_key(principal_keys[0])),
         clock,
         dt.timedelta(hours=1),
-        POLICY,
+        throttle=POLICY,
     )
     edge = CallContext(caller="gateway", ip="192.0.2.10")
     admin = CallContext(caller="gateway", ip="192.0.2.99")
     email = _email()
-    user = await service.sign_up(email, PASSWORD, "Lin", edge, None)
+    user = await services.accounts.sign_up(email, PASSWORD, "Lin", edge, None)
     for _ in range(3):
         with pytest.raises(UnauthenticatedError, match=BAD_CREDENTIALS):
-            await service.sign_in(email, "wrong password 123", edge, None)
+            await services.sign_in.sign_in(email, "wrong password 123", "", edge, None)
     with pytest.raises(ResourceExhaustedError, match="too many failed sign-in attempts"):
-        await service.sign_in(email, PASSWORD, edge, None)
+        await services.sign_in.sign_in(email, PASSWORD, "", edge, None)
 
-    assert await service.unlock(email.upper().replace("EXAMPLE", "example"), admin, None) is True
-    assert (await service.sign_in(email, PASSWORD, edge, None)).user.id == user.id
-    assert await service.unlock(email, admin, None) is False
+    assert (
+        await services.orgs.unlock(email.upper().replace("EXAMPLE", "example"), admin, None) is True
+    )
+    assert (await services.sign_in.sign_in(email, PASSWORD, "", edge, None)).user.id == user.id
+    assert await services.orgs.unlock(email, admin, None) is False
 
     unlocked = [e for _, e in await outbox_events() if e.action == "identity.user.signInUnlocked"]
     assert len(unlocked) == 2

@@ -22,12 +22,12 @@ async def seed_demo(settings: IdentitySettings) -> int:
     """Create the demo admin and org and print `{"email", "password", "org"}` as JSON on stdout;
     exits 1 (printing nothing secret) if they exist already."""
     runtime = ServiceRuntime.build("identity", settings, tables.outbox)
-    service = build_service(settings, runtime)
+    services = build_service(settings, runtime)
     ctx = CallContext(caller="identity-seed")
     password = secrets.token_urlsafe(18)
     try:
-        user = await service.sign_up(DEMO_ADMIN_EMAIL, password, "Demo admin", ctx, None)
-        org = await service.create_org(DEMO_ORG_SLUG, "Demo org", user.id, ctx, None)
+        user = await services.accounts.sign_up(DEMO_ADMIN_EMAIL, password, "Demo admin", ctx, None)
+        org = await services.orgs.create_org(DEMO_ORG_SLUG, "Demo org", user.id, ctx, None)
     except AlreadyExistsError as exc:
         print(json.dumps({"error": exc.message}))
         return 1

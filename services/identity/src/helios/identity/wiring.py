@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from helios.identity.argon2_hasher import Argon2Hasher
+from helios.identity.authz_check import GrpcAuthorizer
 from helios.identity.domain.permissions import IDENTITY_PERMISSIONS
 from helios.identity.domain.throttle import ThrottlePolicy
 from helios.identity.mail import KeyvaultDkimKeys, MailSender, SmtpRelay
 from helios.identity.rpc.servicer import IdentityServicer
-from helios.identity.service import AccountMail, IdentityService
+from helios.identity.service.account_mail import AccountMail
+from helios.identity.service.bundle import IdentityServices
 from helios.identity.settings import IdentitySettings
 from helios.identity.store import tables
 from helios.identity.store.mail import MailOutbox
@@ -44,7 +46,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def build_service(settings: IdentitySettings, runtime: ServiceRuntime) -> IdentityService:
+def build_service(settings: IdentitySettings, runtime: ServiceRuntime) -> IdentityServices:
     """The use cases over PostgreSQL, argon2id and the assertion signer."""
     uow = postgres_unit_of_work(
         runtime.sessions, AuditRecorder(NAME, tables.outbox), _now, on_commit=runtime.relay.notify
@@ -66,21 +68,22 @@ def build_service(settings: IdentitySettings, runtime: ServiceRuntime) -> Identi
         reset_ttl=dt.timedelta(seconds=settings.password_reset_ttl_seconds),
         reset_max_per_hour=settings.password_reset_max_per_hour,
     )
-    return IdentityService(
+    return IdentityServices.build(
         uow,
         hasher,
         signer,
         _now,
         dt.timedelta(seconds=settings.session_ttl_seconds),
-        throttle,
-        account_mail,
+        throttle=throttle,
+        account_mail=account_mail,
+        authorizer=GrpcAuthorizer(settings.authz_target, cert_files(settings)),
     )
 
 
 def wire(settings: IdentitySettings) -> ServiceRuntime:
     """The whole identity process, not yet started."""
     runtime = ServiceRuntime.build(NAME, settings, tables.outbox)
-    # RPCs the servicer does not define answer UNIMPLEMENTED (the generated base class).
+    # RPCs no handler defines answer UNIMPLEMENTED (the generated base class).
     servicer = IdentityServicer(build_service(settings, runtime))  # type: ignore[abstract]
     runtime.grpc.add_service(
         identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name,

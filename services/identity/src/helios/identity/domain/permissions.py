@@ -37,6 +37,30 @@ _DECLARED: dict[str, tuple[str, bool, tuple[authz_pb2.Scope.ValueType, ...]]] = 
         _ANY,
     ),
     "platform.org.create": ("Create organizations (platform root only)", False, _ANY),
+    "identity.mfa.read": ("See one's own second factors", False, _OWN),
+    "identity.device.list": ("List one's own remembered devices", False, _OWN),
+    "identity.device.revoke": ("Forget one of one's own remembered devices", False, _OWN),
+    "identity.loginHistory.list": (
+        "See sign-in history (one's own, or any user's of the organization)",
+        False,
+        _OWN_OR_ANY,
+    ),
+    "identity.apiKey.list": ("List API keys", False, _OWN_OR_ANY),
+    "iam.member.add": ("Add people to the organization", False, _ANY),
+    "iam.member.remove": ("Remove people from the organization", True, _ANY),
+    "iam.member.list": ("List the organization's members", False, _ALL),
+    "iam.org.updateAuthPolicy": (
+        "Require a second factor or allow magic links for the organization",
+        True,
+        _ANY,
+    ),
+    "iam.user.unlock": ("Lift a person's sign-in lockout", False, _ANY),
+    "platform.authConfig.read": ("See the deployment's sign-in configuration", False, _ANY),
+    "platform.authConfig.update": (
+        "Change the deployment's sign-in configuration (platform root only)",
+        True,
+        _ANY,
+    ),
 }
 
 IDENTITY_PERMISSIONS: tuple[authz_pb2.PermissionDefinition, ...] = tuple(

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from helios.identity.domain.model import Org, Session, User
+from helios.identity.domain.model import (
+    Org,
+    PendingSecondFactor,
+    Session,
+    SignInMethod,
+    User,
+)
 from helios.proto.identity.v1 import identity_pb2
 
-__all__ = ["org_to_proto", "session_to_proto", "user_to_proto"]
+__all__ = [
+    "METHOD_TO_PROTO",
+    "org_to_proto",
+    "second_factor_to_proto",
+    "session_to_proto",
+    "user_to_proto",
+]
+
+METHOD_TO_PROTO = {
+    SignInMethod.TOTP: identity_pb2.SECOND_FACTOR_METHOD_TOTP,
+    SignInMethod.BACKUP_CODE: identity_pb2.SECOND_FACTOR_METHOD_BACKUP_CODE,
+    SignInMethod.EMAIL_OTP: identity_pb2.SECOND_FACTOR_METHOD_EMAIL_OTP,
+    SignInMethod.PUSH: identity_pb2.SECOND_FACTOR_METHOD_PUSH,
+}
+"""Second-factor methods as the proto names them."""
 
 
 def user_to_proto(user: User) -> identity_pb2.User:
@@ -27,14 +47,37 @@ def session_to_proto(session: Session) -> identity_pb2.Session:
         user_id=str(session.user_id),
         ip=session.ip,
         user_agent=session.user_agent,
+        org_id=str(session.org_id or ""),
+        impersonator_id=str(session.impersonator_id or ""),
+        method=session.method,
     )
     message.created_at.FromDatetime(session.created_at)
     message.expires_at.FromDatetime(session.expires_at)
+    if session.last_seen_at is not None:
+        message.last_seen_at.FromDatetime(session.last_seen_at)
+    return message
+
+
+def second_factor_to_proto(pending: PendingSecondFactor) -> identity_pb2.SecondFactorChallenge:
+    """A pending second factor with its token (shown once)."""
+    message = identity_pb2.SecondFactorChallenge(
+        challenge_token=pending.token,
+        methods=[METHOD_TO_PROTO[method] for method in pending.methods],
+    )
+    message.expires_at.FromDatetime(pending.expires_at)
     return message
 
 
 def org_to_proto(org: Org) -> identity_pb2.Org:
     """A tenant."""
-    message = identity_pb2.Org(org_id=str(org.id), slug=org.slug, name=org.name)
+    message = identity_pb2.Org(
+        org_id=str(org.id),
+        slug=org.slug,
+        name=org.name,
+        auth_policy=identity_pb2.OrgAuthPolicy(
+            require_mfa=org.auth_policy.require_mfa,
+            magic_link_enabled=org.auth_policy.magic_link_enabled,
+        ),
+    )
     message.created_at.FromDatetime(org.created_at)
     return message

@@ -10,10 +10,16 @@ from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from helios.identity.domain.model import EmailTokenPurpose, Org, Session, User
+from helios.identity.domain.model import EmailTokenPurpose, Org, OrgAuthPolicy, Session, User
 from helios.identity.domain.throttle import ThrottleKey
 from helios.identity.ports import IdentityTransaction
+from helios.identity.store.api_keys_rows import ApiKeyRows
+from helios.identity.store.auth_config_rows import AuthConfigRows
 from helios.identity.store.mail import enqueue as enqueue_mail
+from helios.identity.store.members_rows import MemberRows
+from helios.identity.store.mfa_rows import MfaRows
+from helios.identity.store.push_rows import PushRows
+from helios.identity.store.sign_in_extras_rows import SignInExtrasRows
 from helios.identity.store.tables import (
     email_tokens,
     memberships,
@@ -44,7 +50,7 @@ def _user(row: object) -> User:
     )
 
 
-class _Transaction:
+class _Transaction(MfaRows, PushRows, SignInExtrasRows, ApiKeyRows, AuthConfigRows, MemberRows):
     def __init__(
         self, session: AsyncSession, recorder: AuditRecorder, clock: Callable[[], dt.datetime]
     ) -> None:
@@ -91,6 +97,9 @@ class _Transaction:
                 user_agent=session.user_agent[:512],
                 created_at=session.created_at,
                 expires_at=session.expires_at,
+                method=session.method,
+                impersonator_id=session.impersonator_id,
+                last_seen_at=session.last_seen_at,
             )
         )
 
@@ -205,6 +214,9 @@ class _Transaction:
             user_agent=row.user_agent,
             org_id=row.org_id,
             revoked_at=row.revoked_at,
+            method=row.method,
+            impersonator_id=row.impersonator_id,
+            last_seen_at=row.last_seen_at,
         )
 
     async def add_org(self, org: Org, owner_id: uuid.UUID) -> None:
@@ -229,6 +241,19 @@ class _Transaction:
             )
         ).scalar()
         return found
+
+    async def auth_policy_of_user(self, user_id: uuid.UUID) -> OrgAuthPolicy:
+        row = (
+            await self._s.execute(
+                select(
+                    func.coalesce(func.bool_or(orgs.c.require_mfa), False).label("mfa"),
+                    func.coalesce(func.bool_or(orgs.c.magic_link_enabled), False).label("magic"),
+                )
+                .select_from(memberships.join(orgs, memberships.c.org_id == orgs.c.id))
+                .where(memberships.c.user_id == user_id)
+            )
+        ).one()
+        return OrgAuthPolicy(require_mfa=bool(row.mfa), magic_link_enabled=bool(row.magic))
 
     async def locked_until(self, keys: list[ThrottleKey], now: dt.datetime) -> dt.datetime | None:
         if not keys:

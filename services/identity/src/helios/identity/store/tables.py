@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    false,
     func,
 )
 
@@ -60,6 +62,9 @@ sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("method", String(32), nullable=False, server_default="password"),
+    Column("impersonator_id", Uuid),
+    Column("last_seen_at", DateTime(timezone=True)),
 )
 
 orgs = Table(
@@ -69,6 +74,8 @@ orgs = Table(
     Column("slug", String(63), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("require_mfa", Boolean, nullable=False, server_default=false()),
+    Column("magic_link_enabled", Boolean, nullable=False, server_default=false()),
 )
 
 memberships = Table(
@@ -143,3 +150,13 @@ Index(
     email_tokens.c.purpose,
     email_tokens.c.created_at,
 )
+
+# --- second factors (A3, A9): tables of the mfa area go here ---
+
+# --- push 2FA (A3): tables of the push area go here ---
+
+# --- magic links (A8), login history (S5), known devices (S4): tables go here ---
+
+# --- API keys: tables go here ---
+
+# --- provider configuration (C1): tables go here ---

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from helios.proto.common.v1 import principal_pb2 as _principal_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,50 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SecondFactorMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SecondFactorMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SecondFactorMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SECOND_FACTOR_METHOD_UNSPECIFIED: _SecondFactorMethod.ValueType  # 0
+    SECOND_FACTOR_METHOD_TOTP: _SecondFactorMethod.ValueType  # 1
+    SECOND_FACTOR_METHOD_BACKUP_CODE: _SecondFactorMethod.ValueType  # 2
+    SECOND_FACTOR_METHOD_EMAIL_OTP: _SecondFactorMethod.ValueType  # 3
+    SECOND_FACTOR_METHOD_PUSH: _SecondFactorMethod.ValueType  # 4
+
+class SecondFactorMethod(_SecondFactorMethod, metaclass=_SecondFactorMethodEnumTypeWrapper):
+    """A second factor (A3)."""
+
+SECOND_FACTOR_METHOD_UNSPECIFIED: SecondFactorMethod.ValueType  # 0
+SECOND_FACTOR_METHOD_TOTP: SecondFactorMethod.ValueType  # 1
+SECOND_FACTOR_METHOD_BACKUP_CODE: SecondFactorMethod.ValueType  # 2
+SECOND_FACTOR_METHOD_EMAIL_OTP: SecondFactorMethod.ValueType  # 3
+SECOND_FACTOR_METHOD_PUSH: SecondFactorMethod.ValueType  # 4
+Global___SecondFactorMethod: _TypeAlias = SecondFactorMethod  # noqa: Y015
+
+class _PushChallengeState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PushChallengeStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PushChallengeState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PUSH_CHALLENGE_STATE_UNSPECIFIED: _PushChallengeState.ValueType  # 0
+    PUSH_CHALLENGE_STATE_PENDING: _PushChallengeState.ValueType  # 1
+    PUSH_CHALLENGE_STATE_APPROVED: _PushChallengeState.ValueType  # 2
+    PUSH_CHALLENGE_STATE_DENIED: _PushChallengeState.ValueType  # 3
+    PUSH_CHALLENGE_STATE_EXPIRED: _PushChallengeState.ValueType  # 4
+
+class PushChallengeState(_PushChallengeState, metaclass=_PushChallengeStateEnumTypeWrapper):
+    """State of a push challenge."""
+
+PUSH_CHALLENGE_STATE_UNSPECIFIED: PushChallengeState.ValueType  # 0
+PUSH_CHALLENGE_STATE_PENDING: PushChallengeState.ValueType  # 1
+PUSH_CHALLENGE_STATE_APPROVED: PushChallengeState.ValueType  # 2
+PUSH_CHALLENGE_STATE_DENIED: PushChallengeState.ValueType  # 3
+PUSH_CHALLENGE_STATE_EXPIRED: PushChallengeState.ValueType  # 4
+Global___PushChallengeState: _TypeAlias = PushChallengeState  # noqa: Y015
 
 @_typing.final
 class User(_message.Message):
@@ -66,14 +111,30 @@ class Session(_message.Message):
     USER_AGENT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_AT_FIELD_NUMBER: _builtins.int
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    IMPERSONATOR_ID_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     user_id: _builtins.str
     ip: _builtins.str
     user_agent: _builtins.str
+    org_id: _builtins.str
+    impersonator_id: _builtins.str
+    """Set when an admin acts as this session's user (S6)."""
+    current: _builtins.bool
+    """True for the session the listing call came with."""
+    method: _builtins.str
+    """How the session was opened: "password", "magic_link", "impersonation", ..."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_seen_at(self) -> _timestamp_pb2.Timestamp:
+        """The last request seen; the session ends after the idle timeout without one (S1)."""
+
     def __init__(
         self,
         *,
@@ -83,10 +144,15 @@ class Session(_message.Message):
         user_agent: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        last_seen_at: _timestamp_pb2.Timestamp | None = ...,
+        org_id: _builtins.str = ...,
+        impersonator_id: _builtins.str = ...,
+        current: _builtins.bool = ...,
+        method: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "last_seen_at", b"last_seen_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "ip", b"ip", "session_id", b"session_id", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "current", b"current", "expires_at", b"expires_at", "impersonator_id", b"impersonator_id", "ip", b"ip", "last_seen_at", b"last_seen_at", "method", b"method", "org_id", b"org_id", "session_id", b"session_id", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -149,21 +215,55 @@ class SignInRequest(_message.Message):
 
     EMAIL_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
+    DEVICE_TOKEN_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     password: _builtins.str
+    device_token: _builtins.str
+    """The remembered-device token of this browser, if any (A9): skips the second factor."""
     def __init__(
         self,
         *,
         email: _builtins.str = ...,
         password: _builtins.str = ...,
+        device_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "password", b"password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "email", b"email", "password", b"password"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignInRequest: _TypeAlias = SignInRequest  # noqa: Y015
+
+@_typing.final
+class SecondFactorChallenge(_message.Message):
+    """A sign-in that passed its first factor and waits for a second one (A3)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHALLENGE_TOKEN_FIELD_NUMBER: _builtins.int
+    METHODS_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    challenge_token: _builtins.str
+    """Proves the first factor to CompleteSecondFactor, SendEmailOtp and CreatePushChallenge."""
+    @_builtins.property
+    def methods(self) -> _containers.RepeatedScalarFieldContainer[Global___SecondFactorMethod.ValueType]: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        challenge_token: _builtins.str = ...,
+        methods: _abc.Iterable[Global___SecondFactorMethod.ValueType] | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge_token", b"challenge_token", "expires_at", b"expires_at", "methods", b"methods"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecondFactorChallenge: _TypeAlias = SecondFactorChallenge  # noqa: Y015
 
 @_typing.final
 class SignInResponse(_message.Message):
@@ -174,21 +274,27 @@ class SignInResponse(_message.Message):
     SESSION_TOKEN_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
+    SECOND_FACTOR_FIELD_NUMBER: _builtins.int
     session_token: _builtins.str
     @_builtins.property
     def session(self) -> Global___Session: ...
     @_builtins.property
     def user(self) -> Global___User: ...
+    @_builtins.property
+    def second_factor(self) -> Global___SecondFactorChallenge:
+        """Set instead of a session when a second factor is needed (A3)."""
+
     def __init__(
         self,
         *,
         session_token: _builtins.str = ...,
         session: Global___Session | None = ...,
         user: Global___User | None = ...,
+        second_factor: Global___SecondFactorChallenge | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "user", b"user"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["second_factor", b"second_factor", "session", b"session", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "session_token", b"session_token", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["second_factor", b"second_factor", "session", b"session", "session_token", b"session_token", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -499,11 +605,14 @@ class Org(_message.Message):
     SLUG_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    AUTH_POLICY_FIELD_NUMBER: _builtins.int
     org_id: _builtins.str
     slug: _builtins.str
     name: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def auth_policy(self) -> Global___OrgAuthPolicy: ...
     def __init__(
         self,
         *,
@@ -511,14 +620,41 @@ class Org(_message.Message):
         slug: _builtins.str = ...,
         name: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        auth_policy: Global___OrgAuthPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["auth_policy", b"auth_policy", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "name", b"name", "org_id", b"org_id", "slug", b"slug"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_policy", b"auth_policy", "created_at", b"created_at", "name", b"name", "org_id", b"org_id", "slug", b"slug"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Org: _TypeAlias = Org  # noqa: Y015
+
+@_typing.final
+class OrgAuthPolicy(_message.Message):
+    """How an org's members must sign in (A3, A8)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIRE_MFA_FIELD_NUMBER: _builtins.int
+    MAGIC_LINK_ENABLED_FIELD_NUMBER: _builtins.int
+    require_mfa: _builtins.bool
+    """Members cannot finish a sign-in without a second factor."""
+    magic_link_enabled: _builtins.bool
+    """Members may sign in with a magic link (when the deployment allows them too)."""
+    def __init__(
+        self,
+        *,
+        require_mfa: _builtins.bool = ...,
+        magic_link_enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["magic_link_enabled", b"magic_link_enabled", "require_mfa", b"require_mfa"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrgAuthPolicy: _TypeAlias = OrgAuthPolicy  # noqa: Y015
 
 @_typing.final
 class CreateOrgRequest(_message.Message):
@@ -796,19 +932,23 @@ class CompleteSecondFactorRequest(_message.Message):
     CHALLENGE_TOKEN_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     REMEMBER_DEVICE_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
     challenge_token: _builtins.str
     code: _builtins.str
+    """The TOTP, backup or e-mailed code; empty for push (the approved push challenge counts)."""
     remember_device: _builtins.bool
+    method: Global___SecondFactorMethod.ValueType
     def __init__(
         self,
         *,
         challenge_token: _builtins.str = ...,
         code: _builtins.str = ...,
         remember_device: _builtins.bool = ...,
+        method: Global___SecondFactorMethod.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge_token", b"challenge_token", "code", b"code", "remember_device", b"remember_device"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge_token", b"challenge_token", "code", b"code", "method", b"method", "remember_device", b"remember_device"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -822,18 +962,26 @@ class CompleteSecondFactorResponse(_message.Message):
 
     SESSION_TOKEN_FIELD_NUMBER: _builtins.int
     SESSION_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    DEVICE_TOKEN_FIELD_NUMBER: _builtins.int
     session_token: _builtins.str
+    device_token: _builtins.str
+    """Set when remember_device was asked: the browser presents it at its next sign-ins (A9)."""
     @_builtins.property
     def session(self) -> Global___Session: ...
+    @_builtins.property
+    def user(self) -> Global___User: ...
     def __init__(
         self,
         *,
         session_token: _builtins.str = ...,
         session: Global___Session | None = ...,
+        user: Global___User | None = ...,
+        device_token: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "session_token", b"session_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "session", b"session", "session_token", b"session_token", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -912,16 +1060,20 @@ class StartImpersonationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSION_FIELD_NUMBER: _builtins.int
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    """The impersonation session's token; the gateway keeps the admin's own session aside."""
     @_builtins.property
     def session(self) -> Global___Session: ...
     def __init__(
         self,
         *,
         session: Global___Session | None = ...,
+        session_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "session_token", b"session_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -936,8 +1088,11 @@ class CreateApiKeyRequest(_message.Message):
     ORG_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     PERMISSIONS_FIELD_NUMBER: _builtins.int
+    TTL_DAYS_FIELD_NUMBER: _builtins.int
     org_id: _builtins.str
     name: _builtins.str
+    ttl_days: _builtins.int
+    """Days until the key stops working; 0 for the default (90)."""
     @_builtins.property
     def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -946,10 +1101,11 @@ class CreateApiKeyRequest(_message.Message):
         org_id: _builtins.str = ...,
         name: _builtins.str = ...,
         permissions: _abc.Iterable[_builtins.str] | None = ...,
+        ttl_days: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "org_id", b"org_id", "permissions", b"permissions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "org_id", b"org_id", "permissions", b"permissions", "ttl_days", b"ttl_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1016,3 +1172,1368 @@ class RevokeApiKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeApiKeyResponse: _TypeAlias = RevokeApiKeyResponse  # noqa: Y015
+
+@_typing.final
+class SendEmailOtpRequest(_message.Message):
+    """Input of SendEmailOtp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHALLENGE_TOKEN_FIELD_NUMBER: _builtins.int
+    challenge_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        challenge_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge_token", b"challenge_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendEmailOtpRequest: _TypeAlias = SendEmailOtpRequest  # noqa: Y015
+
+@_typing.final
+class SendEmailOtpResponse(_message.Message):
+    """Output of SendEmailOtp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendEmailOtpResponse: _TypeAlias = SendEmailOtpResponse  # noqa: Y015
+
+@_typing.final
+class GetMfaStatusRequest(_message.Message):
+    """Input of GetMfaStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMfaStatusRequest: _TypeAlias = GetMfaStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetMfaStatusResponse(_message.Message):
+    """Output of GetMfaStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTP_ENROLLED_FIELD_NUMBER: _builtins.int
+    BACKUP_CODES_REMAINING_FIELD_NUMBER: _builtins.int
+    PUSH_DEVICES_FIELD_NUMBER: _builtins.int
+    totp_enrolled: _builtins.bool
+    backup_codes_remaining: _builtins.int
+    @_builtins.property
+    def push_devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___PushDevice]: ...
+    def __init__(
+        self,
+        *,
+        totp_enrolled: _builtins.bool = ...,
+        backup_codes_remaining: _builtins.int = ...,
+        push_devices: _abc.Iterable[Global___PushDevice] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_codes_remaining", b"backup_codes_remaining", "push_devices", b"push_devices", "totp_enrolled", b"totp_enrolled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMfaStatusResponse: _TypeAlias = GetMfaStatusResponse  # noqa: Y015
+
+@_typing.final
+class PushDevice(_message.Message):
+    """A phone or other device that approves sign-ins (A3)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    LAST_USED_AT_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    name: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_used_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        last_used_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_used_at", b"last_used_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "device_id", b"device_id", "last_used_at", b"last_used_at", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushDevice: _TypeAlias = PushDevice  # noqa: Y015
+
+@_typing.final
+class RegisterPushDeviceRequest(_message.Message):
+    """Input of RegisterPushDevice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    public_key: _builtins.bytes
+    """Raw 32-byte Ed25519 public key of the device."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "public_key", b"public_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPushDeviceRequest: _TypeAlias = RegisterPushDeviceRequest  # noqa: Y015
+
+@_typing.final
+class RegisterPushDeviceResponse(_message.Message):
+    """Output of RegisterPushDevice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def device(self) -> Global___PushDevice: ...
+    def __init__(
+        self,
+        *,
+        device: Global___PushDevice | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["device", b"device"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPushDeviceResponse: _TypeAlias = RegisterPushDeviceResponse  # noqa: Y015
+
+@_typing.final
+class RemovePushDeviceRequest(_message.Message):
+    """Input of RemovePushDevice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemovePushDeviceRequest: _TypeAlias = RemovePushDeviceRequest  # noqa: Y015
+
+@_typing.final
+class RemovePushDeviceResponse(_message.Message):
+    """Output of RemovePushDevice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemovePushDeviceResponse: _TypeAlias = RemovePushDeviceResponse  # noqa: Y015
+
+@_typing.final
+class PushChallenge(_message.Message):
+    """A sign-in waiting for approval on the user's devices (A3)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_CHALLENGE_ID_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    IP_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    COUNTRY_FIELD_NUMBER: _builtins.int
+    push_challenge_id: _builtins.str
+    nonce: _builtins.bytes
+    """Random bytes the device signs with its answer."""
+    state: Global___PushChallengeState.ValueType
+    ip: _builtins.str
+    """What the device shows: where the sign-in comes from."""
+    user_agent: _builtins.str
+    city: _builtins.str
+    country: _builtins.str
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        push_challenge_id: _builtins.str = ...,
+        nonce: _builtins.bytes = ...,
+        state: Global___PushChallengeState.ValueType = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        ip: _builtins.str = ...,
+        user_agent: _builtins.str = ...,
+        city: _builtins.str = ...,
+        country: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "country", b"country", "expires_at", b"expires_at", "ip", b"ip", "nonce", b"nonce", "push_challenge_id", b"push_challenge_id", "state", b"state", "user_agent", b"user_agent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushChallenge: _TypeAlias = PushChallenge  # noqa: Y015
+
+@_typing.final
+class CreatePushChallengeRequest(_message.Message):
+    """Input of CreatePushChallenge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHALLENGE_TOKEN_FIELD_NUMBER: _builtins.int
+    challenge_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        challenge_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge_token", b"challenge_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePushChallengeRequest: _TypeAlias = CreatePushChallengeRequest  # noqa: Y015
+
+@_typing.final
+class CreatePushChallengeResponse(_message.Message):
+    """Output of CreatePushChallenge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_CHALLENGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def push_challenge(self) -> Global___PushChallenge: ...
+    def __init__(
+        self,
+        *,
+        push_challenge: Global___PushChallenge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["push_challenge", b"push_challenge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["push_challenge", b"push_challenge"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePushChallengeResponse: _TypeAlias = CreatePushChallengeResponse  # noqa: Y015
+
+@_typing.final
+class ListDevicePushChallengesRequest(_message.Message):
+    """Input of ListDevicePushChallenges: signed by the device over its id and the time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    SIGNED_AT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    signature: _builtins.bytes
+    @_builtins.property
+    def signed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+        signed_at: _timestamp_pb2.Timestamp | None = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signed_at", b"signed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "signature", b"signature", "signed_at", b"signed_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDevicePushChallengesRequest: _TypeAlias = ListDevicePushChallengesRequest  # noqa: Y015
+
+@_typing.final
+class ListDevicePushChallengesResponse(_message.Message):
+    """Output of ListDevicePushChallenges."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_CHALLENGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def push_challenges(self) -> _containers.RepeatedCompositeFieldContainer[Global___PushChallenge]: ...
+    def __init__(
+        self,
+        *,
+        push_challenges: _abc.Iterable[Global___PushChallenge] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["push_challenges", b"push_challenges"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDevicePushChallengesResponse: _TypeAlias = ListDevicePushChallengesResponse  # noqa: Y015
+
+@_typing.final
+class RespondPushChallengeRequest(_message.Message):
+    """Input of RespondPushChallenge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_CHALLENGE_ID_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    APPROVE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    push_challenge_id: _builtins.str
+    device_id: _builtins.str
+    approve: _builtins.bool
+    signature: _builtins.bytes
+    """Ed25519 signature by the device key over the challenge, nonce and answer."""
+    def __init__(
+        self,
+        *,
+        push_challenge_id: _builtins.str = ...,
+        device_id: _builtins.str = ...,
+        approve: _builtins.bool = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approve", b"approve", "device_id", b"device_id", "push_challenge_id", b"push_challenge_id", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RespondPushChallengeRequest: _TypeAlias = RespondPushChallengeRequest  # noqa: Y015
+
+@_typing.final
+class RespondPushChallengeResponse(_message.Message):
+    """Output of RespondPushChallenge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_CHALLENGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def push_challenge(self) -> Global___PushChallenge: ...
+    def __init__(
+        self,
+        *,
+        push_challenge: Global___PushChallenge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["push_challenge", b"push_challenge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["push_challenge", b"push_challenge"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RespondPushChallengeResponse: _TypeAlias = RespondPushChallengeResponse  # noqa: Y015
+
+@_typing.final
+class WatchPushChallengeRequest(_message.Message):
+    """Input of WatchPushChallenge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_CHALLENGE_ID_FIELD_NUMBER: _builtins.int
+    CHALLENGE_TOKEN_FIELD_NUMBER: _builtins.int
+    push_challenge_id: _builtins.str
+    challenge_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        push_challenge_id: _builtins.str = ...,
+        challenge_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge_token", b"challenge_token", "push_challenge_id", b"push_challenge_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchPushChallengeRequest: _TypeAlias = WatchPushChallengeRequest  # noqa: Y015
+
+@_typing.final
+class WatchPushChallengeResponse(_message.Message):
+    """One state of the watched push challenge; the stream ends after a final state."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSH_CHALLENGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def push_challenge(self) -> Global___PushChallenge: ...
+    def __init__(
+        self,
+        *,
+        push_challenge: Global___PushChallenge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["push_challenge", b"push_challenge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["push_challenge", b"push_challenge"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchPushChallengeResponse: _TypeAlias = WatchPushChallengeResponse  # noqa: Y015
+
+@_typing.final
+class RequestMagicLinkRequest(_message.Message):
+    """Input of RequestMagicLink."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMAIL_FIELD_NUMBER: _builtins.int
+    email: _builtins.str
+    def __init__(
+        self,
+        *,
+        email: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestMagicLinkRequest: _TypeAlias = RequestMagicLinkRequest  # noqa: Y015
+
+@_typing.final
+class RequestMagicLinkResponse(_message.Message):
+    """Output of RequestMagicLink (identical for known and unknown e-mails)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestMagicLinkResponse: _TypeAlias = RequestMagicLinkResponse  # noqa: Y015
+
+@_typing.final
+class RedeemMagicLinkRequest(_message.Message):
+    """Input of RedeemMagicLink."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    DEVICE_TOKEN_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    device_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        device_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedeemMagicLinkRequest: _TypeAlias = RedeemMagicLinkRequest  # noqa: Y015
+
+@_typing.final
+class RedeemMagicLinkResponse(_message.Message):
+    """Output of RedeemMagicLink: a session, or a second-factor challenge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    SECOND_FACTOR_FIELD_NUMBER: _builtins.int
+    session_token: _builtins.str
+    @_builtins.property
+    def session(self) -> Global___Session: ...
+    @_builtins.property
+    def user(self) -> Global___User: ...
+    @_builtins.property
+    def second_factor(self) -> Global___SecondFactorChallenge: ...
+    def __init__(
+        self,
+        *,
+        session_token: _builtins.str = ...,
+        session: Global___Session | None = ...,
+        user: Global___User | None = ...,
+        second_factor: Global___SecondFactorChallenge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["second_factor", b"second_factor", "session", b"session", "user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["second_factor", b"second_factor", "session", b"session", "session_token", b"session_token", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedeemMagicLinkResponse: _TypeAlias = RedeemMagicLinkResponse  # noqa: Y015
+
+@_typing.final
+class RememberedDevice(_message.Message):
+    """A browser remembered after a second factor (A9)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
+    IP_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    LAST_USED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    user_agent: _builtins.str
+    ip: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_used_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+        user_agent: _builtins.str = ...,
+        ip: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        last_used_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "last_used_at", b"last_used_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "device_id", b"device_id", "expires_at", b"expires_at", "ip", b"ip", "last_used_at", b"last_used_at", "user_agent", b"user_agent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RememberedDevice: _TypeAlias = RememberedDevice  # noqa: Y015
+
+@_typing.final
+class ListRememberedDevicesRequest(_message.Message):
+    """Input of ListRememberedDevices."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRememberedDevicesRequest: _TypeAlias = ListRememberedDevicesRequest  # noqa: Y015
+
+@_typing.final
+class ListRememberedDevicesResponse(_message.Message):
+    """Output of ListRememberedDevices."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___RememberedDevice]: ...
+    def __init__(
+        self,
+        *,
+        devices: _abc.Iterable[Global___RememberedDevice] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["devices", b"devices"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRememberedDevicesResponse: _TypeAlias = ListRememberedDevicesResponse  # noqa: Y015
+
+@_typing.final
+class RevokeRememberedDeviceRequest(_message.Message):
+    """Input of RevokeRememberedDevice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeRememberedDeviceRequest: _TypeAlias = RevokeRememberedDeviceRequest  # noqa: Y015
+
+@_typing.final
+class RevokeRememberedDeviceResponse(_message.Message):
+    """Output of RevokeRememberedDevice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeRememberedDeviceResponse: _TypeAlias = RevokeRememberedDeviceResponse  # noqa: Y015
+
+@_typing.final
+class LoginEvent(_message.Message):
+    """One sign-in attempt (S5)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    IP_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    COUNTRY_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    ip: _builtins.str
+    city: _builtins.str
+    country: _builtins.str
+    user_agent: _builtins.str
+    device_id: _builtins.str
+    method: _builtins.str
+    """"password", "magic_link", "totp", "backup_code", "email_otp", "push", "impersonation"."""
+    outcome: _builtins.str
+    """"success" or "failure"."""
+    failure_reason: _builtins.str
+    """Why it failed, e.g. "bad_credentials", "locked", "second_factor"."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        user_id: _builtins.str = ...,
+        ip: _builtins.str = ...,
+        city: _builtins.str = ...,
+        country: _builtins.str = ...,
+        user_agent: _builtins.str = ...,
+        device_id: _builtins.str = ...,
+        method: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        failure_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "country", b"country", "device_id", b"device_id", "failure_reason", b"failure_reason", "ip", b"ip", "method", b"method", "outcome", b"outcome", "time", b"time", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LoginEvent: _TypeAlias = LoginEvent  # noqa: Y015
+
+@_typing.final
+class ListLoginHistoryRequest(_message.Message):
+    """Input of ListLoginHistory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Empty for the caller's own history."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLoginHistoryRequest: _TypeAlias = ListLoginHistoryRequest  # noqa: Y015
+
+@_typing.final
+class ListLoginHistoryResponse(_message.Message):
+    """Output of ListLoginHistory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoginEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___LoginEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLoginHistoryResponse: _TypeAlias = ListLoginHistoryResponse  # noqa: Y015
+
+@_typing.final
+class StopImpersonationRequest(_message.Message):
+    """Input of StopImpersonation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopImpersonationRequest: _TypeAlias = StopImpersonationRequest  # noqa: Y015
+
+@_typing.final
+class StopImpersonationResponse(_message.Message):
+    """Output of StopImpersonation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopImpersonationResponse: _TypeAlias = StopImpersonationResponse  # noqa: Y015
+
+@_typing.final
+class ResolveApiKeyRequest(_message.Message):
+    """Input of ResolveApiKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_KEY_FIELD_NUMBER: _builtins.int
+    api_key: _builtins.str
+    def __init__(
+        self,
+        *,
+        api_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveApiKeyRequest: _TypeAlias = ResolveApiKeyRequest  # noqa: Y015
+
+@_typing.final
+class ResolveApiKeyResponse(_message.Message):
+    """Output of ResolveApiKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    ASSERTION_FIELD_NUMBER: _builtins.int
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def principal(self) -> _principal_pb2.Principal: ...
+    @_builtins.property
+    def assertion(self) -> _principal_pb2.PrincipalAssertion: ...
+    @_builtins.property
+    def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The permissions the key is limited to."""
+
+    def __init__(
+        self,
+        *,
+        principal: _principal_pb2.Principal | None = ...,
+        assertion: _principal_pb2.PrincipalAssertion | None = ...,
+        permissions: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assertion", b"assertion", "principal", b"principal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assertion", b"assertion", "permissions", b"permissions", "principal", b"principal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveApiKeyResponse: _TypeAlias = ResolveApiKeyResponse  # noqa: Y015
+
+@_typing.final
+class ApiKey(_message.Message):
+    """An API key, without the key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_KEY_ID_FIELD_NUMBER: _builtins.int
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    LAST_USED_AT_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    api_key_id: _builtins.str
+    org_id: _builtins.str
+    name: _builtins.str
+    created_by: _builtins.str
+    @_builtins.property
+    def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_used_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        api_key_id: _builtins.str = ...,
+        org_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        permissions: _abc.Iterable[_builtins.str] | None = ...,
+        created_by: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        last_used_at: _timestamp_pb2.Timestamp | None = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "last_used_at", b"last_used_at", "revoked_at", b"revoked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key_id", b"api_key_id", "created_at", b"created_at", "created_by", b"created_by", "expires_at", b"expires_at", "last_used_at", b"last_used_at", "name", b"name", "org_id", b"org_id", "permissions", b"permissions", "revoked_at", b"revoked_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApiKey: _TypeAlias = ApiKey  # noqa: Y015
+
+@_typing.final
+class ListApiKeysRequest(_message.Message):
+    """Input of ListApiKeys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["org_id", b"org_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListApiKeysRequest: _TypeAlias = ListApiKeysRequest  # noqa: Y015
+
+@_typing.final
+class ListApiKeysResponse(_message.Message):
+    """Output of ListApiKeys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def api_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApiKey]: ...
+    def __init__(
+        self,
+        *,
+        api_keys: _abc.Iterable[Global___ApiKey] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_keys", b"api_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListApiKeysResponse: _TypeAlias = ListApiKeysResponse  # noqa: Y015
+
+@_typing.final
+class OrgMember(_message.Message):
+    """A member of an org."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    USER_TYPE_FIELD_NUMBER: _builtins.int
+    JOINED_AT_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    user_type: _builtins.str
+    @_builtins.property
+    def user(self) -> Global___User: ...
+    @_builtins.property
+    def joined_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        user: Global___User | None = ...,
+        user_type: _builtins.str = ...,
+        joined_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["joined_at", b"joined_at", "user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["joined_at", b"joined_at", "org_id", b"org_id", "user", b"user", "user_type", b"user_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrgMember: _TypeAlias = OrgMember  # noqa: Y015
+
+@_typing.final
+class AddOrgMemberRequest(_message.Message):
+    """Input of AddOrgMember."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    USER_TYPE_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    email: _builtins.str
+    """The account to add, by e-mail."""
+    user_type: _builtins.str
+    """A user type of the org (authz), e.g. "member", "admin", "guest"."""
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        email: _builtins.str = ...,
+        user_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "org_id", b"org_id", "user_type", b"user_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddOrgMemberRequest: _TypeAlias = AddOrgMemberRequest  # noqa: Y015
+
+@_typing.final
+class AddOrgMemberResponse(_message.Message):
+    """Output of AddOrgMember."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def member(self) -> Global___OrgMember: ...
+    def __init__(
+        self,
+        *,
+        member: Global___OrgMember | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddOrgMemberResponse: _TypeAlias = AddOrgMemberResponse  # noqa: Y015
+
+@_typing.final
+class RemoveOrgMemberRequest(_message.Message):
+    """Input of RemoveOrgMember."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["org_id", b"org_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveOrgMemberRequest: _TypeAlias = RemoveOrgMemberRequest  # noqa: Y015
+
+@_typing.final
+class RemoveOrgMemberResponse(_message.Message):
+    """Output of RemoveOrgMember."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveOrgMemberResponse: _TypeAlias = RemoveOrgMemberResponse  # noqa: Y015
+
+@_typing.final
+class ListOrgMembersRequest(_message.Message):
+    """Input of ListOrgMembers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["org_id", b"org_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOrgMembersRequest: _TypeAlias = ListOrgMembersRequest  # noqa: Y015
+
+@_typing.final
+class ListOrgMembersResponse(_message.Message):
+    """Output of ListOrgMembers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrgMember]: ...
+    def __init__(
+        self,
+        *,
+        members: _abc.Iterable[Global___OrgMember] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOrgMembersResponse: _TypeAlias = ListOrgMembersResponse  # noqa: Y015
+
+@_typing.final
+class UpdateOrgAuthPolicyRequest(_message.Message):
+    """Input of UpdateOrgAuthPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    AUTH_POLICY_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    @_builtins.property
+    def auth_policy(self) -> Global___OrgAuthPolicy: ...
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        auth_policy: Global___OrgAuthPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["auth_policy", b"auth_policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_policy", b"auth_policy", "org_id", b"org_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateOrgAuthPolicyRequest: _TypeAlias = UpdateOrgAuthPolicyRequest  # noqa: Y015
+
+@_typing.final
+class UpdateOrgAuthPolicyResponse(_message.Message):
+    """Output of UpdateOrgAuthPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def org(self) -> Global___Org: ...
+    def __init__(
+        self,
+        *,
+        org: Global___Org | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["org", b"org"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["org", b"org"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateOrgAuthPolicyResponse: _TypeAlias = UpdateOrgAuthPolicyResponse  # noqa: Y015
+
+@_typing.final
+class UnlockUserRequest(_message.Message):
+    """Input of UnlockUser."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMAIL_FIELD_NUMBER: _builtins.int
+    email: _builtins.str
+    def __init__(
+        self,
+        *,
+        email: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlockUserRequest: _TypeAlias = UnlockUserRequest  # noqa: Y015
+
+@_typing.final
+class UnlockUserResponse(_message.Message):
+    """Output of UnlockUser."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIFTED_FIELD_NUMBER: _builtins.int
+    lifted: _builtins.bool
+    """True when a lockout was in force and is now lifted."""
+    def __init__(
+        self,
+        *,
+        lifted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lifted", b"lifted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlockUserResponse: _TypeAlias = UnlockUserResponse  # noqa: Y015
+
+@_typing.final
+class OidcProviderConfig(_message.Message):
+    """An OpenID Connect provider users may sign in with (federation lands in a later issue)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_ID_FIELD_NUMBER: _builtins.int
+    ISSUER_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_SECRET_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    provider_id: _builtins.str
+    issuer: _builtins.str
+    client_id: _builtins.str
+    client_secret: _builtins.str
+    """Write-only: encrypted at rest, never returned; empty on update keeps the stored one."""
+    enabled: _builtins.bool
+    def __init__(
+        self,
+        *,
+        provider_id: _builtins.str = ...,
+        issuer: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        client_secret: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "client_secret", b"client_secret", "enabled", b"enabled", "issuer", b"issuer", "provider_id", b"provider_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OidcProviderConfig: _TypeAlias = OidcProviderConfig  # noqa: Y015
+
+@_typing.final
+class AuthConfig(_message.Message):
+    """The deployment's sign-in configuration (C1), stored in platform_settings.auth_config."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAGIC_LINK_ENABLED_FIELD_NUMBER: _builtins.int
+    MFA_REQUIRED_FIELD_NUMBER: _builtins.int
+    REMEMBER_DEVICE_DAYS_FIELD_NUMBER: _builtins.int
+    SESSION_IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    OIDC_PROVIDERS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    magic_link_enabled: _builtins.bool
+    """Magic links are allowed deployment-wide (orgs may also allow them for their members)."""
+    mfa_required: _builtins.bool
+    """Every user must have a second factor."""
+    remember_device_days: _builtins.int
+    """How long "remember this device" skips the second factor; 0 for the default (30)."""
+    session_idle_timeout_seconds: _builtins.int
+    """A session ends after this long without a request; 0 for the default."""
+    version: _builtins.int
+    """Increases with every update; UpdateAuthConfig refuses a stale one (optimistic locking)."""
+    @_builtins.property
+    def oidc_providers(self) -> _containers.RepeatedCompositeFieldContainer[Global___OidcProviderConfig]: ...
+    def __init__(
+        self,
+        *,
+        magic_link_enabled: _builtins.bool = ...,
+        mfa_required: _builtins.bool = ...,
+        remember_device_days: _builtins.int = ...,
+        session_idle_timeout_seconds: _builtins.int = ...,
+        oidc_providers: _abc.Iterable[Global___OidcProviderConfig] | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["magic_link_enabled", b"magic_link_enabled", "mfa_required", b"mfa_required", "oidc_providers", b"oidc_providers", "remember_device_days", b"remember_device_days", "session_idle_timeout_seconds", b"session_idle_timeout_seconds", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthConfig: _TypeAlias = AuthConfig  # noqa: Y015
+
+@_typing.final
+class GetAuthConfigRequest(_message.Message):
+    """Input of GetAuthConfig."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAuthConfigRequest: _TypeAlias = GetAuthConfigRequest  # noqa: Y015
+
+@_typing.final
+class GetAuthConfigResponse(_message.Message):
+    """Output of GetAuthConfig."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def config(self) -> Global___AuthConfig: ...
+    def __init__(
+        self,
+        *,
+        config: Global___AuthConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAuthConfigResponse: _TypeAlias = GetAuthConfigResponse  # noqa: Y015
+
+@_typing.final
+class UpdateAuthConfigRequest(_message.Message):
+    """Input of UpdateAuthConfig."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def config(self) -> Global___AuthConfig:
+        """The new configuration; `version` must be the current one."""
+
+    def __init__(
+        self,
+        *,
+        config: Global___AuthConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAuthConfigRequest: _TypeAlias = UpdateAuthConfigRequest  # noqa: Y015
+
+@_typing.final
+class UpdateAuthConfigResponse(_message.Message):
+    """Output of UpdateAuthConfig."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def config(self) -> Global___AuthConfig: ...
+    def __init__(
+        self,
+        *,
+        config: Global___AuthConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAuthConfigResponse: _TypeAlias = UpdateAuthConfigResponse  # noqa: Y015

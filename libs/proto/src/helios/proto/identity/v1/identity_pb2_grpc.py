@@ -135,6 +135,121 @@ class IdentityServiceStub:
                 request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeApiKeyResponse.FromString,
                 _registered_method=True)
+        self.SendEmailOtp = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/SendEmailOtp',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.SendEmailOtpRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.SendEmailOtpResponse.FromString,
+                _registered_method=True)
+        self.GetMfaStatus = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/GetMfaStatus',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusResponse.FromString,
+                _registered_method=True)
+        self.RegisterPushDevice = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/RegisterPushDevice',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RegisterPushDeviceRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RegisterPushDeviceResponse.FromString,
+                _registered_method=True)
+        self.RemovePushDevice = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/RemovePushDevice',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemovePushDeviceRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemovePushDeviceResponse.FromString,
+                _registered_method=True)
+        self.CreatePushChallenge = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/CreatePushChallenge',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.CreatePushChallengeRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.CreatePushChallengeResponse.FromString,
+                _registered_method=True)
+        self.ListDevicePushChallenges = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/ListDevicePushChallenges',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListDevicePushChallengesRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListDevicePushChallengesResponse.FromString,
+                _registered_method=True)
+        self.RespondPushChallenge = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/RespondPushChallenge',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RespondPushChallengeRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RespondPushChallengeResponse.FromString,
+                _registered_method=True)
+        self.WatchPushChallenge = channel.unary_stream(
+                '/helios.proto.identity.v1.IdentityService/WatchPushChallenge',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.WatchPushChallengeRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.WatchPushChallengeResponse.FromString,
+                _registered_method=True)
+        self.RequestMagicLink = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/RequestMagicLink',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RequestMagicLinkRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RequestMagicLinkResponse.FromString,
+                _registered_method=True)
+        self.RedeemMagicLink = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/RedeemMagicLink',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RedeemMagicLinkRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RedeemMagicLinkResponse.FromString,
+                _registered_method=True)
+        self.ListRememberedDevices = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/ListRememberedDevices',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListRememberedDevicesRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListRememberedDevicesResponse.FromString,
+                _registered_method=True)
+        self.RevokeRememberedDevice = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/RevokeRememberedDevice',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeRememberedDeviceRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeRememberedDeviceResponse.FromString,
+                _registered_method=True)
+        self.ListLoginHistory = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/ListLoginHistory',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListLoginHistoryRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListLoginHistoryResponse.FromString,
+                _registered_method=True)
+        self.StopImpersonation = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/StopImpersonation',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StopImpersonationRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StopImpersonationResponse.FromString,
+                _registered_method=True)
+        self.ResolveApiKey = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/ResolveApiKey',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ResolveApiKeyRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ResolveApiKeyResponse.FromString,
+                _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/ListApiKeys',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListApiKeysRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListApiKeysResponse.FromString,
+                _registered_method=True)
+        self.AddOrgMember = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/AddOrgMember',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.AddOrgMemberRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.AddOrgMemberResponse.FromString,
+                _registered_method=True)
+        self.RemoveOrgMember = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/RemoveOrgMember',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemoveOrgMemberRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemoveOrgMemberResponse.FromString,
+                _registered_method=True)
+        self.ListOrgMembers = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/ListOrgMembers',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListOrgMembersRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListOrgMembersResponse.FromString,
+                _registered_method=True)
+        self.UpdateOrgAuthPolicy = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/UpdateOrgAuthPolicy',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateOrgAuthPolicyRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateOrgAuthPolicyResponse.FromString,
+                _registered_method=True)
+        self.UnlockUser = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/UnlockUser',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UnlockUserRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UnlockUserResponse.FromString,
+                _registered_method=True)
+        self.GetAuthConfig = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/GetAuthConfig',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetAuthConfigRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetAuthConfigResponse.FromString,
+                _registered_method=True)
+        self.UpdateAuthConfig = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/UpdateAuthConfig',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateAuthConfigRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateAuthConfigResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -281,6 +396,167 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendEmailOtp(self, request, context):
+        """Sends a 6-digit code by e-mail to finish a sign-in (A3): 10 minutes, 5 attempts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMfaStatus(self, request, context):
+        """The caller's second factors: TOTP, backup codes left, push devices (A3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterPushDevice(self, request, context):
+        """Registers a push device by its Ed25519 public key (A3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemovePushDevice(self, request, context):
+        """Removes one of the caller's push devices (A3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePushChallenge(self, request, context):
+        """Asks the user's push devices to approve a pending sign-in (A3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDevicePushChallenges(self, request, context):
+        """The pending push challenges of a device; the device authenticates by its signature (A3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RespondPushChallenge(self, request, context):
+        """Approves or denies a push challenge, signed by the device key (A3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchPushChallenge(self, request, context):
+        """Streams a push challenge's state until it is approved, denied or expired (A3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestMagicLink(self, request, context):
+        """Mails a single-use sign-in link when magic links are enabled (A8); same answer for every e-mail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeemMagicLink(self, request, context):
+        """Signs in with a magic-link token (A8); the gateway sets the cookies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRememberedDevices(self, request, context):
+        """The caller's remembered devices (A9).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeRememberedDevice(self, request, context):
+        """Forgets a remembered device: its next sign-in asks for the second factor again (A9).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLoginHistory(self, request, context):
+        """Sign-in attempts of the caller, or of a user of the caller's org for admins (S5).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopImpersonation(self, request, context):
+        """Ends the caller's impersonation; the gateway returns the admin to their own session (S6).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveApiKey(self, request, context):
+        """Turns an API key into its principal and a signed assertion (gateway only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApiKeys(self, request, context):
+        """Lists an org's API keys, without the keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddOrgMember(self, request, context):
+        """Adds a user to an org with a user type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveOrgMember(self, request, context):
+        """Removes a user from an org and ends their sessions in it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOrgMembers(self, request, context):
+        """Lists an org's members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateOrgAuthPolicy(self, request, context):
+        """Sets an org's sign-in policy: 2FA required, magic links allowed (A3, A8).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlockUser(self, request, context):
+        """Lifts the sign-in lockout of an account (A1).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAuthConfig(self, request, context):
+        """The deployment's provider configuration, secrets left out (C1).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAuthConfig(self, request, context):
+        """Replaces the provider configuration; platform root only; used without a restart (C1).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -383,6 +659,121 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'SendEmailOtp': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendEmailOtp,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.SendEmailOtpRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.SendEmailOtpResponse.SerializeToString,
+            ),
+            'GetMfaStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMfaStatus,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusResponse.SerializeToString,
+            ),
+            'RegisterPushDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPushDevice,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RegisterPushDeviceRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RegisterPushDeviceResponse.SerializeToString,
+            ),
+            'RemovePushDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemovePushDevice,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemovePushDeviceRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemovePushDeviceResponse.SerializeToString,
+            ),
+            'CreatePushChallenge': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePushChallenge,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.CreatePushChallengeRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.CreatePushChallengeResponse.SerializeToString,
+            ),
+            'ListDevicePushChallenges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDevicePushChallenges,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListDevicePushChallengesRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListDevicePushChallengesResponse.SerializeToString,
+            ),
+            'RespondPushChallenge': grpc.unary_unary_rpc_method_handler(
+                    servicer.RespondPushChallenge,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RespondPushChallengeRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RespondPushChallengeResponse.SerializeToString,
+            ),
+            'WatchPushChallenge': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchPushChallenge,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.WatchPushChallengeRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.WatchPushChallengeResponse.SerializeToString,
+            ),
+            'RequestMagicLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestMagicLink,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RequestMagicLinkRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RequestMagicLinkResponse.SerializeToString,
+            ),
+            'RedeemMagicLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeemMagicLink,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RedeemMagicLinkRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RedeemMagicLinkResponse.SerializeToString,
+            ),
+            'ListRememberedDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRememberedDevices,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListRememberedDevicesRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListRememberedDevicesResponse.SerializeToString,
+            ),
+            'RevokeRememberedDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeRememberedDevice,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeRememberedDeviceRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeRememberedDeviceResponse.SerializeToString,
+            ),
+            'ListLoginHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLoginHistory,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListLoginHistoryRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListLoginHistoryResponse.SerializeToString,
+            ),
+            'StopImpersonation': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopImpersonation,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StopImpersonationRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StopImpersonationResponse.SerializeToString,
+            ),
+            'ResolveApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveApiKey,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ResolveApiKeyRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ResolveApiKeyResponse.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListApiKeysRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListApiKeysResponse.SerializeToString,
+            ),
+            'AddOrgMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddOrgMember,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.AddOrgMemberRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.AddOrgMemberResponse.SerializeToString,
+            ),
+            'RemoveOrgMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveOrgMember,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemoveOrgMemberRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemoveOrgMemberResponse.SerializeToString,
+            ),
+            'ListOrgMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrgMembers,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListOrgMembersRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListOrgMembersResponse.SerializeToString,
+            ),
+            'UpdateOrgAuthPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateOrgAuthPolicy,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateOrgAuthPolicyRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateOrgAuthPolicyResponse.SerializeToString,
+            ),
+            'UnlockUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlockUser,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UnlockUserRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UnlockUserResponse.SerializeToString,
+            ),
+            'GetAuthConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuthConfig,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetAuthConfigRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetAuthConfigResponse.SerializeToString,
+            ),
+            'UpdateAuthConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAuthConfig,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateAuthConfigRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateAuthConfigResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -926,6 +1317,627 @@ class IdentityService:
             '/helios.proto.identity.v1.IdentityService/RevokeApiKey',
             helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeApiKeyRequest.SerializeToString,
             helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendEmailOtp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/SendEmailOtp',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.SendEmailOtpRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.SendEmailOtpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMfaStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/GetMfaStatus',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPushDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/RegisterPushDevice',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RegisterPushDeviceRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RegisterPushDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemovePushDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/RemovePushDevice',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemovePushDeviceRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemovePushDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePushChallenge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/CreatePushChallenge',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.CreatePushChallengeRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.CreatePushChallengeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDevicePushChallenges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/ListDevicePushChallenges',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListDevicePushChallengesRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListDevicePushChallengesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RespondPushChallenge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/RespondPushChallenge',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RespondPushChallengeRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RespondPushChallengeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPushChallenge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/WatchPushChallenge',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.WatchPushChallengeRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.WatchPushChallengeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestMagicLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/RequestMagicLink',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RequestMagicLinkRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RequestMagicLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeemMagicLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/RedeemMagicLink',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RedeemMagicLinkRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RedeemMagicLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRememberedDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/ListRememberedDevices',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListRememberedDevicesRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListRememberedDevicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeRememberedDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/RevokeRememberedDevice',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeRememberedDeviceRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RevokeRememberedDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLoginHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/ListLoginHistory',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListLoginHistoryRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListLoginHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopImpersonation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/StopImpersonation',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StopImpersonationRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StopImpersonationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/ResolveApiKey',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ResolveApiKeyRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ResolveApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/ListApiKeys',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListApiKeysRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddOrgMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/AddOrgMember',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.AddOrgMemberRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.AddOrgMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveOrgMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/RemoveOrgMember',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemoveOrgMemberRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RemoveOrgMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrgMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/ListOrgMembers',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListOrgMembersRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.ListOrgMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateOrgAuthPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/UpdateOrgAuthPolicy',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateOrgAuthPolicyRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateOrgAuthPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlockUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/UnlockUser',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UnlockUserRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UnlockUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuthConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/GetAuthConfig',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetAuthConfigRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetAuthConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAuthConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/UpdateAuthConfig',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateAuthConfigRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.UpdateAuthConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,52 @@ class IdentityServiceStub:
     """Creates an API key for a machine caller; the key is shown once."""
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RevokeApiKeyRequest, _identity_pb2.RevokeApiKeyResponse]
     """Revokes an API key."""
+    SendEmailOtp: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SendEmailOtpRequest, _identity_pb2.SendEmailOtpResponse]
+    """Sends a 6-digit code by e-mail to finish a sign-in (A3): 10 minutes, 5 attempts."""
+    GetMfaStatus: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetMfaStatusRequest, _identity_pb2.GetMfaStatusResponse]
+    """The caller's second factors: TOTP, backup codes left, push devices (A3)."""
+    RegisterPushDevice: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RegisterPushDeviceRequest, _identity_pb2.RegisterPushDeviceResponse]
+    """Registers a push device by its Ed25519 public key (A3)."""
+    RemovePushDevice: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RemovePushDeviceRequest, _identity_pb2.RemovePushDeviceResponse]
+    """Removes one of the caller's push devices (A3)."""
+    CreatePushChallenge: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreatePushChallengeRequest, _identity_pb2.CreatePushChallengeResponse]
+    """Asks the user's push devices to approve a pending sign-in (A3)."""
+    ListDevicePushChallenges: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListDevicePushChallengesRequest, _identity_pb2.ListDevicePushChallengesResponse]
+    """The pending push challenges of a device; the device authenticates by its signature (A3)."""
+    RespondPushChallenge: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RespondPushChallengeRequest, _identity_pb2.RespondPushChallengeResponse]
+    """Approves or denies a push challenge, signed by the device key (A3)."""
+    WatchPushChallenge: _grpc.UnaryStreamMultiCallable[_identity_pb2.WatchPushChallengeRequest, _identity_pb2.WatchPushChallengeResponse]
+    """Streams a push challenge's state until it is approved, denied or expired (A3)."""
+    RequestMagicLink: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RequestMagicLinkRequest, _identity_pb2.RequestMagicLinkResponse]
+    """Mails a single-use sign-in link when magic links are enabled (A8); same answer for every e-mail."""
+    RedeemMagicLink: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RedeemMagicLinkRequest, _identity_pb2.RedeemMagicLinkResponse]
+    """Signs in with a magic-link token (A8); the gateway sets the cookies."""
+    ListRememberedDevices: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListRememberedDevicesRequest, _identity_pb2.ListRememberedDevicesResponse]
+    """The caller's remembered devices (A9)."""
+    RevokeRememberedDevice: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RevokeRememberedDeviceRequest, _identity_pb2.RevokeRememberedDeviceResponse]
+    """Forgets a remembered device: its next sign-in asks for the second factor again (A9)."""
+    ListLoginHistory: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListLoginHistoryRequest, _identity_pb2.ListLoginHistoryResponse]
+    """Sign-in attempts of the caller, or of a user of the caller's org for admins (S5)."""
+    StopImpersonation: _grpc.UnaryUnaryMultiCallable[_identity_pb2.StopImpersonationRequest, _identity_pb2.StopImpersonationResponse]
+    """Ends the caller's impersonation; the gateway returns the admin to their own session (S6)."""
+    ResolveApiKey: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ResolveApiKeyRequest, _identity_pb2.ResolveApiKeyResponse]
+    """Turns an API key into its principal and a signed assertion (gateway only)."""
+    ListApiKeys: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListApiKeysRequest, _identity_pb2.ListApiKeysResponse]
+    """Lists an org's API keys, without the keys."""
+    AddOrgMember: _grpc.UnaryUnaryMultiCallable[_identity_pb2.AddOrgMemberRequest, _identity_pb2.AddOrgMemberResponse]
+    """Adds a user to an org with a user type."""
+    RemoveOrgMember: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RemoveOrgMemberRequest, _identity_pb2.RemoveOrgMemberResponse]
+    """Removes a user from an org and ends their sessions in it."""
+    ListOrgMembers: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListOrgMembersRequest, _identity_pb2.ListOrgMembersResponse]
+    """Lists an org's members."""
+    UpdateOrgAuthPolicy: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UpdateOrgAuthPolicyRequest, _identity_pb2.UpdateOrgAuthPolicyResponse]
+    """Sets an org's sign-in policy: 2FA required, magic links allowed (A3, A8)."""
+    UnlockUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UnlockUserRequest, _identity_pb2.UnlockUserResponse]
+    """Lifts the sign-in lockout of an account (A1)."""
+    GetAuthConfig: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetAuthConfigRequest, _identity_pb2.GetAuthConfigResponse]
+    """The deployment's provider configuration, secrets left out (C1)."""
+    UpdateAuthConfig: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UpdateAuthConfigRequest, _identity_pb2.UpdateAuthConfigResponse]
+    """Replaces the provider configuration; platform root only; used without a restart (C1)."""
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -119,6 +165,52 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Creates an API key for a machine caller; the key is shown once."""
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_identity_pb2.RevokeApiKeyRequest, _identity_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
     """Revokes an API key."""
+    SendEmailOtp: _aio.UnaryUnaryMultiCallable[_identity_pb2.SendEmailOtpRequest, _identity_pb2.SendEmailOtpResponse]  # type: ignore[assignment]
+    """Sends a 6-digit code by e-mail to finish a sign-in (A3): 10 minutes, 5 attempts."""
+    GetMfaStatus: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetMfaStatusRequest, _identity_pb2.GetMfaStatusResponse]  # type: ignore[assignment]
+    """The caller's second factors: TOTP, backup codes left, push devices (A3)."""
+    RegisterPushDevice: _aio.UnaryUnaryMultiCallable[_identity_pb2.RegisterPushDeviceRequest, _identity_pb2.RegisterPushDeviceResponse]  # type: ignore[assignment]
+    """Registers a push device by its Ed25519 public key (A3)."""
+    RemovePushDevice: _aio.UnaryUnaryMultiCallable[_identity_pb2.RemovePushDeviceRequest, _identity_pb2.RemovePushDeviceResponse]  # type: ignore[assignment]
+    """Removes one of the caller's push devices (A3)."""
+    CreatePushChallenge: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreatePushChallengeRequest, _identity_pb2.CreatePushChallengeResponse]  # type: ignore[assignment]
+    """Asks the user's push devices to approve a pending sign-in (A3)."""
+    ListDevicePushChallenges: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListDevicePushChallengesRequest, _identity_pb2.ListDevicePushChallengesResponse]  # type: ignore[assignment]
+    """The pending push challenges of a device; the device authenticates by its signature (A3)."""
+    RespondPushChallenge: _aio.UnaryUnaryMultiCallable[_identity_pb2.RespondPushChallengeRequest, _identity_pb2.RespondPushChallengeResponse]  # type: ignore[assignment]
+    """Approves or denies a push challenge, signed by the device key (A3)."""
+    WatchPushChallenge: _aio.UnaryStreamMultiCallable[_identity_pb2.WatchPushChallengeRequest, _identity_pb2.WatchPushChallengeResponse]  # type: ignore[assignment]
+    """Streams a push challenge's state until it is approved, denied or expired (A3)."""
+    RequestMagicLink: _aio.UnaryUnaryMultiCallable[_identity_pb2.RequestMagicLinkRequest, _identity_pb2.RequestMagicLinkResponse]  # type: ignore[assignment]
+    """Mails a single-use sign-in link when magic links are enabled (A8); same answer for every e-mail."""
+    RedeemMagicLink: _aio.UnaryUnaryMultiCallable[_identity_pb2.RedeemMagicLinkRequest, _identity_pb2.RedeemMagicLinkResponse]  # type: ignore[assignment]
+    """Signs in with a magic-link token (A8); the gateway sets the cookies."""
+    ListRememberedDevices: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListRememberedDevicesRequest, _identity_pb2.ListRememberedDevicesResponse]  # type: ignore[assignment]
+    """The caller's remembered devices (A9)."""
+    RevokeRememberedDevice: _aio.UnaryUnaryMultiCallable[_identity_pb2.RevokeRememberedDeviceRequest, _identity_pb2.RevokeRememberedDeviceResponse]  # type: ignore[assignment]
+    """Forgets a remembered device: its next sign-in asks for the second factor again (A9)."""
+    ListLoginHistory: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListLoginHistoryRequest, _identity_pb2.ListLoginHistoryResponse]  # type: ignore[assignment]
+    """Sign-in attempts of the caller, or of a user of the caller's org for admins (S5)."""
+    StopImpersonation: _aio.UnaryUnaryMultiCallable[_identity_pb2.StopImpersonationRequest, _identity_pb2.StopImpersonationResponse]  # type: ignore[assignment]
+    """Ends the caller's impersonation; the gateway returns the admin to their own session (S6)."""
+    ResolveApiKey: _aio.UnaryUnaryMultiCallable[_identity_pb2.ResolveApiKeyRequest, _identity_pb2.ResolveApiKeyResponse]  # type: ignore[assignment]
+    """Turns an API key into its principal and a signed assertion (gateway only)."""
+    ListApiKeys: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListApiKeysRequest, _identity_pb2.ListApiKeysResponse]  # type: ignore[assignment]
+    """Lists an org's API keys, without the keys."""
+    AddOrgMember: _aio.UnaryUnaryMultiCallable[_identity_pb2.AddOrgMemberRequest, _identity_pb2.AddOrgMemberResponse]  # type: ignore[assignment]
+    """Adds a user to an org with a user type."""
+    RemoveOrgMember: _aio.UnaryUnaryMultiCallable[_identity_pb2.RemoveOrgMemberRequest, _identity_pb2.RemoveOrgMemberResponse]  # type: ignore[assignment]
+    """Removes a user from an org and ends their sessions in it."""
+    ListOrgMembers: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListOrgMembersRequest, _identity_pb2.ListOrgMembersResponse]  # type: ignore[assignment]
+    """Lists an org's members."""
+    UpdateOrgAuthPolicy: _aio.UnaryUnaryMultiCallable[_identity_pb2.UpdateOrgAuthPolicyRequest, _identity_pb2.UpdateOrgAuthPolicyResponse]  # type: ignore[assignment]
+    """Sets an org's sign-in policy: 2FA required, magic links allowed (A3, A8)."""
+    UnlockUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.UnlockUserRequest, _identity_pb2.UnlockUserResponse]  # type: ignore[assignment]
+    """Lifts the sign-in lockout of an account (A1)."""
+    GetAuthConfig: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetAuthConfigRequest, _identity_pb2.GetAuthConfigResponse]  # type: ignore[assignment]
+    """The deployment's provider configuration, secrets left out (C1)."""
+    UpdateAuthConfig: _aio.UnaryUnaryMultiCallable[_identity_pb2.UpdateAuthConfigRequest, _identity_pb2.UpdateAuthConfigResponse]  # type: ignore[assignment]
+    """Replaces the provider configuration; platform root only; used without a restart (C1)."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts, credentials, sessions and tenants: everything a person does to prove who they are."""
@@ -282,5 +374,189 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.RevokeApiKeyResponse, _abc.Awaitable[_identity_pb2.RevokeApiKeyResponse]]:
         """Revokes an API key."""
+
+    @_abc_1.abstractmethod
+    def SendEmailOtp(
+        self,
+        request: _identity_pb2.SendEmailOtpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.SendEmailOtpResponse, _abc.Awaitable[_identity_pb2.SendEmailOtpResponse]]:
+        """Sends a 6-digit code by e-mail to finish a sign-in (A3): 10 minutes, 5 attempts."""
+
+    @_abc_1.abstractmethod
+    def GetMfaStatus(
+        self,
+        request: _identity_pb2.GetMfaStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetMfaStatusResponse, _abc.Awaitable[_identity_pb2.GetMfaStatusResponse]]:
+        """The caller's second factors: TOTP, backup codes left, push devices (A3)."""
+
+    @_abc_1.abstractmethod
+    def RegisterPushDevice(
+        self,
+        request: _identity_pb2.RegisterPushDeviceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RegisterPushDeviceResponse, _abc.Awaitable[_identity_pb2.RegisterPushDeviceResponse]]:
+        """Registers a push device by its Ed25519 public key (A3)."""
+
+    @_abc_1.abstractmethod
+    def RemovePushDevice(
+        self,
+        request: _identity_pb2.RemovePushDeviceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RemovePushDeviceResponse, _abc.Awaitable[_identity_pb2.RemovePushDeviceResponse]]:
+        """Removes one of the caller's push devices (A3)."""
+
+    @_abc_1.abstractmethod
+    def CreatePushChallenge(
+        self,
+        request: _identity_pb2.CreatePushChallengeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.CreatePushChallengeResponse, _abc.Awaitable[_identity_pb2.CreatePushChallengeResponse]]:
+        """Asks the user's push devices to approve a pending sign-in (A3)."""
+
+    @_abc_1.abstractmethod
+    def ListDevicePushChallenges(
+        self,
+        request: _identity_pb2.ListDevicePushChallengesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListDevicePushChallengesResponse, _abc.Awaitable[_identity_pb2.ListDevicePushChallengesResponse]]:
+        """The pending push challenges of a device; the device authenticates by its signature (A3)."""
+
+    @_abc_1.abstractmethod
+    def RespondPushChallenge(
+        self,
+        request: _identity_pb2.RespondPushChallengeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RespondPushChallengeResponse, _abc.Awaitable[_identity_pb2.RespondPushChallengeResponse]]:
+        """Approves or denies a push challenge, signed by the device key (A3)."""
+
+    @_abc_1.abstractmethod
+    def WatchPushChallenge(
+        self,
+        request: _identity_pb2.WatchPushChallengeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_identity_pb2.WatchPushChallengeResponse], _abc.AsyncIterator[_identity_pb2.WatchPushChallengeResponse]]:
+        """Streams a push challenge's state until it is approved, denied or expired (A3)."""
+
+    @_abc_1.abstractmethod
+    def RequestMagicLink(
+        self,
+        request: _identity_pb2.RequestMagicLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RequestMagicLinkResponse, _abc.Awaitable[_identity_pb2.RequestMagicLinkResponse]]:
+        """Mails a single-use sign-in link when magic links are enabled (A8); same answer for every e-mail."""
+
+    @_abc_1.abstractmethod
+    def RedeemMagicLink(
+        self,
+        request: _identity_pb2.RedeemMagicLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RedeemMagicLinkResponse, _abc.Awaitable[_identity_pb2.RedeemMagicLinkResponse]]:
+        """Signs in with a magic-link token (A8); the gateway sets the cookies."""
+
+    @_abc_1.abstractmethod
+    def ListRememberedDevices(
+        self,
+        request: _identity_pb2.ListRememberedDevicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListRememberedDevicesResponse, _abc.Awaitable[_identity_pb2.ListRememberedDevicesResponse]]:
+        """The caller's remembered devices (A9)."""
+
+    @_abc_1.abstractmethod
+    def RevokeRememberedDevice(
+        self,
+        request: _identity_pb2.RevokeRememberedDeviceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RevokeRememberedDeviceResponse, _abc.Awaitable[_identity_pb2.RevokeRememberedDeviceResponse]]:
+        """Forgets a remembered device: its next sign-in asks for the second factor again (A9)."""
+
+    @_abc_1.abstractmethod
+    def ListLoginHistory(
+        self,
+        request: _identity_pb2.ListLoginHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListLoginHistoryResponse, _abc.Awaitable[_identity_pb2.ListLoginHistoryResponse]]:
+        """Sign-in attempts of the caller, or of a user of the caller's org for admins (S5)."""
+
+    @_abc_1.abstractmethod
+    def StopImpersonation(
+        self,
+        request: _identity_pb2.StopImpersonationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.StopImpersonationResponse, _abc.Awaitable[_identity_pb2.StopImpersonationResponse]]:
+        """Ends the caller's impersonation; the gateway returns the admin to their own session (S6)."""
+
+    @_abc_1.abstractmethod
+    def ResolveApiKey(
+        self,
+        request: _identity_pb2.ResolveApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ResolveApiKeyResponse, _abc.Awaitable[_identity_pb2.ResolveApiKeyResponse]]:
+        """Turns an API key into its principal and a signed assertion (gateway only)."""
+
+    @_abc_1.abstractmethod
+    def ListApiKeys(
+        self,
+        request: _identity_pb2.ListApiKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListApiKeysResponse, _abc.Awaitable[_identity_pb2.ListApiKeysResponse]]:
+        """Lists an org's API keys, without the keys."""
+
+    @_abc_1.abstractmethod
+    def AddOrgMember(
+        self,
+        request: _identity_pb2.AddOrgMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.AddOrgMemberResponse, _abc.Awaitable[_identity_pb2.AddOrgMemberResponse]]:
+        """Adds a user to an org with a user type."""
+
+    @_abc_1.abstractmethod
+    def RemoveOrgMember(
+        self,
+        request: _identity_pb2.RemoveOrgMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RemoveOrgMemberResponse, _abc.Awaitable[_identity_pb2.RemoveOrgMemberResponse]]:
+        """Removes a user from an org and ends their sessions in it."""
+
+    @_abc_1.abstractmethod
+    def ListOrgMembers(
+        self,
+        request: _identity_pb2.ListOrgMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListOrgMembersResponse, _abc.Awaitable[_identity_pb2.ListOrgMembersResponse]]:
+        """Lists an org's members."""
+
+    @_abc_1.abstractmethod
+    def UpdateOrgAuthPolicy(
+        self,
+        request: _identity_pb2.UpdateOrgAuthPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.UpdateOrgAuthPolicyResponse, _abc.Awaitable[_identity_pb2.UpdateOrgAuthPolicyResponse]]:
+        """Sets an org's sign-in policy: 2FA required, magic links allowed (A3, A8)."""
+
+    @_abc_1.abstractmethod
+    def UnlockUser(
+        self,
+        request: _identity_pb2.UnlockUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.UnlockUserResponse, _abc.Awaitable[_identity_pb2.UnlockUserResponse]]:
+        """Lifts the sign-in lockout of an account (A1)."""
+
+    @_abc_1.abstractmethod
+    def GetAuthConfig(
+        self,
+        request: _identity_pb2.GetAuthConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetAuthConfigResponse, _abc.Awaitable[_identity_pb2.GetAuthConfigResponse]]:
+        """The deployment's provider configuration, secrets left out (C1)."""
+
+    @_abc_1.abstractmethod
+    def UpdateAuthConfig(
+        self,
+        request: _identity_pb2.UpdateAuthConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.UpdateAuthConfigResponse, _abc.Awaitable[_identity_pb2.UpdateAuthConfigResponse]]:
+        """Replaces the provider configuration; platform root only; used without a restart (C1)."""
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -7,13 +7,38 @@ import uuid
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from helios.identity.domain.model import EmailTokenPurpose, Org, Session, User
+from helios.identity.domain.auth_config import AuthConfig
+from helios.identity.domain.model import (
+    EmailTokenPurpose,
+    Org,
+    OrgAuthPolicy,
+    PendingSecondFactor,
+    Session,
+    SignInMethod,
+    User,
+)
 from helios.identity.domain.throttle import ThrottleKey
+from helios.identity.ports.api_keys import ApiKeyTransaction
+from helios.identity.ports.auth_config import AuthConfigTransaction
+from helios.identity.ports.members import MembersTransaction
+from helios.identity.ports.mfa import MfaTransaction
+from helios.identity.ports.push import PushTransaction
+from helios.identity.ports.sign_in_extras import SignInExtrasTransaction
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
 from helios.proto.common.v1 import principal_pb2
 
-__all__ = ["Clock", "IdentityTransaction", "PasswordHasher", "PrincipalSigner", "UnitOfWork"]
+__all__ = [
+    "AuthConfigSource",
+    "Authorizer",
+    "Clock",
+    "IdentityTransaction",
+    "PasswordHasher",
+    "PrincipalSigner",
+    "SecondFactorGate",
+    "SignInObserver",
+    "UnitOfWork",
+]
 
 
 class PasswordHasher(Protocol):
@@ -50,8 +75,17 @@ class Clock(Protocol):
     def __call__(self) -> dt.datetime: ...
 
 
-class IdentityTransaction(Protocol):
-    """Reads and writes inside one database transaction, together with its audit events."""
+class IdentityTransaction(
+    MfaTransaction,
+    PushTransaction,
+    SignInExtrasTransaction,
+    ApiKeyTransaction,
+    AuthConfigTransaction,
+    MembersTransaction,
+    Protocol,
+):
+    """Reads and writes inside one database transaction, together with its audit events (the
+    core ones here, each area's in its own port module)."""
 
     async def user_by_email(self, email: str) -> User | None:
         """The user with this (normalised) e-mail, or None."""
@@ -130,6 +164,11 @@ class IdentityTransaction(Protocol):
         """The org the user joined first, or None."""
         ...
 
+    async def auth_policy_of_user(self, user_id: uuid.UUID) -> OrgAuthPolicy:
+        """The strictest sign-in policy over the user's orgs: 2FA required when any of them
+        requires it; magic links allowed when any of them allows them."""
+        ...
+
     async def locked_until(self, keys: list[ThrottleKey], now: dt.datetime) -> dt.datetime | None:
         """The latest end of a lockout still in force at `now` on any of `keys`, or None."""
         ...
@@ -157,6 +196,68 @@ class IdentityTransaction(Protocol):
     async def enqueue_mail(self, org_id: uuid.UUID, to: str, subject: str, body: str) -> None:
         """Queue a plain-text mail sent only if this transaction commits (InvalidArgumentError
         for a bad address or subject)."""
+        ...
+
+
+class SecondFactorGate(Protocol):
+    """Decides, after a first factor passed, whether the sign-in needs a second one (A3, A9)."""
+
+    async def challenge(
+        self,
+        tx: IdentityTransaction,
+        user: User,
+        first_factor: SignInMethod,
+        device_token: str,
+        ctx: CallContext,
+    ) -> PendingSecondFactor | None:
+        """A stored challenge when the user has a second factor enrolled, or must have one (org
+        policy or deployment config) and `device_token` is not a remembered device of theirs;
+        None when the sign-in may open a session now."""
+        ...
+
+
+class SignInObserver(Protocol):
+    """Told of every sign-in outcome inside its transaction (login history S5, alerts S4)."""
+
+    async def opened(
+        self, tx: IdentityTransaction, user: User, session: Session, ctx: CallContext
+    ) -> None:
+        """A session was opened for `user` (session.method says how)."""
+        ...
+
+    async def failed(
+        self,
+        tx: IdentityTransaction,
+        user: User | None,
+        method: SignInMethod,
+        reason: str,
+        ctx: CallContext,
+    ) -> None:
+        """A sign-in step failed; `user` is None when the account is unknown."""
+        ...
+
+
+class Authorizer(Protocol):
+    """Authz decisions for the calling principal (the authz Check RPC)."""
+
+    async def allowed(
+        self,
+        principal: principal_pb2.Principal,
+        permission: str,
+        *,
+        org_id: str = "",
+        owner_id: str = "",
+    ) -> bool:
+        """Whether `principal` holds `permission` on a resource of `org_id` (the principal's
+        org when empty) owned by `owner_id` (none when empty)."""
+        ...
+
+
+class AuthConfigSource(Protocol):
+    """The deployment's current provider configuration (C1), kept fresh without a restart."""
+
+    def current(self) -> AuthConfig:
+        """The configuration in force now."""
         ...
 
 
