@@ -14,6 +14,8 @@ from http.cookies import SimpleCookie
 
 import httpx
 import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import VerifyMismatchError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 
@@ -33,6 +35,7 @@ CREDENTIALS = {"email": EMAIL, "password": PASSWORD}
 TIMEOUT = 60.0
 GRPC_BASELINE, HTTP_BASELINE = "grpc Health/Check", "http GET /healthz"
 DIRECT, TRANSCODED = "grpc GetCurrentUser", "http GET /api/v1/identity/me"
+ARGON2_BASELINE = "raw argon2id verify, same parameters"
 CACHE_COOKIE = "helios_session_cache"
 ASSERTION_REFRESH_SECONDS = 30.0
 # The HTTP figures go through a gateway replica like the stack's own (rate limiter included, its
@@ -160,10 +163,25 @@ class SessionCookies:
             self.resolved += 1
 
 
-async def http_figures(url: str, token: str, args: argparse.Namespace) -> list[Figure]:
+async def argon2_figure(phc: str, args: argparse.Namespace) -> Figure:
+    """argon2id verification of the bench user's stored hash in this process (threads, as
+    identity runs it), at the sign-in figure's concurrency: the floor under every sign-in."""
+    hasher = PasswordHasher()
+
+    async def verify() -> None:
+        try:
+            await asyncio.to_thread(hasher.verify, phc, PASSWORD)
+        except VerifyMismatchError as exc:
+            raise RuntimeError("the bench password does not verify against its hash") from exc
+
+    calls, concurrency = args.sign_in_calls, args.sign_in_concurrency
+    return await measure(ARGON2_BASELINE, verify, calls, concurrency, ARGON2_BASELINE)
+
+
+async def http_figures(url: str, token: str, phc: str, args: argparse.Namespace) -> list[Figure]:
     """GET /healthz; GET /api/auth/session with the session cookie; GET /api/v1/identity/me
     (identity.GetCurrentUser transcoded) with the session and cache cookies, so the
-    authentication takes the cached path; POST /api/auth/sign-in."""
+    authentication takes the cached path; raw argon2id verify; POST /api/auth/sign-in."""
     cookie = {"cookie": f"helios_session={token}"}
     calls, concurrency = args.calls, args.concurrency
     cookies = SessionCookies(token)
@@ -198,17 +216,22 @@ async def http_figures(url: str, token: str, args: argparse.Namespace) -> list[F
         async def sign_in() -> None:
             expect(await client.post("/api/auth/sign-in", json=CREDENTIALS), 200)
 
+        figures.append(await argon2_figure(phc, args))
         name = "http POST /api/auth/sign-in"
         calls, concurrency = args.sign_in_calls, args.sign_in_concurrency
-        figures.append(await measure(name, sign_in, calls, concurrency, HTTP_BASELINE))
+        figures.append(
+            await measure(name, sign_in, calls, concurrency, ARGON2_BASELINE, HTTP_BASELINE)
+        )
     return figures
 
 
-async def all_figures(stack: Stack, url: str, token: str, args: argparse.Namespace) -> list[Figure]:
+async def all_figures(
+    stack: Stack, url: str, token: str, phc: str, args: argparse.Namespace
+) -> list[Figure]:
     """Every figure, one after the other (never two at once)."""
     return [
         *await grpc_figures(stack, token, args.calls, args.concurrency),
-        *await http_figures(url, token, args),
+        *await http_figures(url, token, phc, args),
         *await keyvault_figures(stack, args.calls, args.concurrency),
         *await authz_figures(stack, args.calls, args.concurrency),
         *await audit_figures(stack, args.calls, args.concurrency),
@@ -218,16 +241,15 @@ async def all_figures(stack: Stack, url: str, token: str, args: argparse.Namespa
 # --- the run ----------------------------------------------------------------------------------
 
 
-def stored_argon2_parameters(database_url: str) -> str:
-    """`m=...,t=...,p=...` of the bench user's PHC string: what identity really hashed with."""
+def stored_argon2_hash(database_url: str) -> str:
+    """The bench user's PHC string: what identity really hashed with."""
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
             "SELECT password_hash FROM identity.users WHERE email = %s", (EMAIL,)
         ).fetchone()
     if row is None:
         raise RuntimeError("the bench user is missing from identity.users")
-    phc = str(row[0])  # $argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>
-    return phc.split("$")[3]
+    return str(row[0])  # $argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>
 
 
 def bench(database_url: str, args: argparse.Namespace) -> list[Figure]:
@@ -240,8 +262,9 @@ def bench(database_url: str, args: argparse.Namespace) -> list[Figure]:
         url = stack.start_gateway("gateway-bench", BENCH_GATEWAY)
         token = asyncio.run(session_token(url))
         kind = "cheap test parameters" if args.cheap_argon2 else "production defaults"
-        print(f"argon2id: {stored_argon2_parameters(stack.database_url)} ({kind})", flush=True)
-        return asyncio.run(all_figures(stack, url, token, args))
+        phc = stored_argon2_hash(stack.database_url)
+        print(f"argon2id: {phc.split('$')[3]} ({kind})", flush=True)
+        return asyncio.run(all_figures(stack, url, token, phc, args))
     finally:
         stack.stop()
 

@@ -118,7 +118,7 @@ def test_p2_implemented_rpc_answers_through_transcoding(stack: Stack) -> None:
     assert me.json()["user"]["user_id"] == user_id
     anonymous = _client(stack).get("/api/v1/identity/me")
     assert anonymous.status_code == 401
-    unimplemented = client.get("/api/v1/identity/sessions")
+    unimplemented = client.get("/api/v1/ai/actions")  # the AI broker lands with issue 8
     assert unimplemented.status_code == 501
     assert unimplemented.json()["error"]["code"] == "UNIMPLEMENTED"
     not_an_admin = client.get("/api/v1/authz/roles")

@@ -46,6 +46,10 @@ SESSION_ROUTES = frozenset(
         "/api/auth/sign-up",
         "/api/auth/sign-in",
         "/api/auth/sign-out",
+        "/api/auth/second-factor",
+        "/api/auth/magic-link",
+        "/api/auth/impersonate",
+        "/api/auth/impersonate/stop",
         "/api/v1/identity/password:change",
     }
 )

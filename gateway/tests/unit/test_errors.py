@@ -6,6 +6,9 @@ import json
 
 import grpc
 import pytest
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
 from starlette.responses import JSONResponse
 
 from helios.gateway.errors import EdgeError, error_response, http_status_for, rpc_error_response
@@ -120,3 +123,33 @@ def test_p2_edge_error_carries_status_code_and_message() -> None:
         "request body exceeds 10 bytes",
     )
     assert str(error) == "request body exceeds 10 bytes"
+
+
+def _with_status(code: grpc.StatusCode, *details: Message) -> grpc.aio.AioRpcError:
+    status = status_pb2.Status(code=code.value[0], message="slow down")
+    for detail in details:
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        status.details.append(packed)
+    trailing = grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString()))
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details="slow down")
+
+
+def test_a1_retry_info_becomes_retry_after() -> None:
+    """A1: a throttled upstream call (RetryInfo of 899.2 s) answers 429 with Retry-After: 900
+    and the RetryInfo among the JSON details."""
+    info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=899, nanos=2))
+    response = rpc_error_response(_with_status(grpc.StatusCode.RESOURCE_EXHAUSTED, info))
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "900"
+    error = _body(response)["error"]
+    assert isinstance(error, dict)
+    assert error["details"][0]["@type"].endswith("google.rpc.RetryInfo")
+
+
+def test_a1_no_retry_after_without_retry_info() -> None:
+    """A1: a refusal without RetryInfo carries no Retry-After."""
+    bad = error_details_pb2.BadRequest()
+    response = rpc_error_response(_with_status(grpc.StatusCode.INVALID_ARGUMENT, bad))
+    assert response.status_code == 400
+    assert "retry-after" not in response.headers

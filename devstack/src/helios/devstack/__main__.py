@@ -16,6 +16,8 @@ Helios is up.
   demo org:  {org}
   admin:     {email}
   password:  {password}   (shown once; it is not stored anywhere in clear)
+  platform root: {root_email} / {root_password}
+  mail:      every mail identity sends is filed in {maildir}
   logs:      {logs}
 Try:
   curl -si -c jar -H 'content-type: application/json' \\
@@ -46,12 +48,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"helios: could not start: {exc}", file=sys.stderr)
         return 1
     creds = stack.demo_credentials
+    root = stack.root_credentials
     print(
         _BANNER.format(
             url=stack.gateway_url,
             org=creds.get("org", "-"),
             email=creds.get("email", "-"),
             password=creds.get("password", "-"),
+            root_email=root.get("email", "-"),
+            root_password=root.get("password", "-"),
+            maildir=stack.maildir,
             logs=stack.state / "logs",
         ),
         flush=True,

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 
 import grpc
@@ -16,6 +17,7 @@ import httpx
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from helios.devstack.mail_sink import read_maildir
 from helios.devstack.processes import ManagedProcess, run_once
 from helios.kernel.clients import secure_channel
 from helios.kernel.principal import write_keypair
@@ -60,6 +62,7 @@ class Stack:
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     demo_credentials: dict[str, str] = field(default_factory=dict)
+    root_credentials: dict[str, str] = field(default_factory=dict)
     database_url: str = ""
     nats_url: str = ""
     postgres: ThrowawayPostgres | None = None
@@ -105,6 +108,15 @@ class Stack:
         )
         write_keypair(self.state / "principal.key", self.state / "principal.pub")
         write_secret(self.state / "gateway-cookie.key", secrets.token_bytes(32))
+        self.ports["mail"] = free_port()
+        self._spawn(
+            "mail",
+            "helios.devstack.mail_sink",
+            {
+                "HELIOS_MAIL_SINK_PORT": str(self.ports["mail"]),
+                "HELIOS_MAIL_SINK_DIR": str(self.maildir),
+            },
+        )
         self._say(progress, "migrating the database")
         for name, module, role in GRPC_SERVICES:
             if role:
@@ -115,11 +127,11 @@ class Stack:
         # audit's and identity's also keyvault's (HELIOS_KEYVAULT_TARGET)
         for name, _, _ in GRPC_SERVICES:
             self.ports[name] = free_port()
+        self.ports["gateway"] = self.options.http_port or free_port()
         for name, module, role in GRPC_SERVICES:
             self._spawn(name, module, self._service_env(name, role))
         asyncio.run(self._wait_grpc([name for name, _, _ in GRPC_SERVICES]))
         self._say(progress, "starting the gateway")
-        self.ports["gateway"] = self.options.http_port or free_port()
         self._spawn("gateway", "helios.gateway", self._gateway_env())
         self._wait_http("gateway", f"{self.gateway_url}/readyz")
         if self.options.seed_demo:
@@ -127,7 +139,17 @@ class Stack:
             out = run_once(
                 "helios.identity", ["seed-demo"], self._service_env("identity", "helios_identity")
             )
-            self.demo_credentials = json.loads(out.strip().splitlines()[-1])
+            seeded = json.loads(out.strip().splitlines()[-1])
+            self.root_credentials = seeded.pop("root")
+            self.demo_credentials = seeded
+            run_once(
+                "helios.authz",
+                ["seed-root"],
+                {
+                    **self._service_env("authz", "helios_authz"),
+                    "HELIOS_ROOT_USER_ID": self.root_credentials["user_id"],
+                },
+            )
 
     def _throwaway_database(self) -> str:
         self.postgres = ThrowawayPostgres().start()
@@ -161,9 +183,47 @@ class Stack:
             env[_target_variable("keyvault")] = f"localhost:{self.ports.get('keyvault', 0)}"
         if name == "identity":
             env["HELIOS_PRINCIPAL_SIGNING_KEY_FILE"] = str(self.state / "principal.key")
+            env["HELIOS_SMTP_HOST"] = "127.0.0.1"
+            env["HELIOS_SMTP_PORT"] = str(self.ports.get("mail", 0))
+            env["HELIOS_SMTP_STARTTLS"] = "false"
+            env["HELIOS_PUBLIC_URL"] = f"http://localhost:{self.ports.get('gateway', 0)}"
             if self.options.cheap_argon2:
                 env.update({f"HELIOS_ARGON2_{k.upper()}": v for k, v in _CHEAP_ARGON2.items()})
         return env
+
+    @property
+    def maildir(self) -> Path:
+        """Where the SMTP sink files every mail identity sends."""
+        return self.state / "mail"
+
+    def mails(self, to: str) -> list[EmailMessage]:
+        """Every mail delivered to `to` so far, oldest first."""
+        wanted = to.lower()
+        return [m for m in read_maildir(self.maildir) if wanted in str(m["To"]).lower()]
+
+    def wait_for_mail(
+        self, to: str, subject_contains: str = "", timeout: float = 20.0
+    ) -> EmailMessage:
+        """The newest mail to `to` whose subject contains `subject_contains`, waiting up to
+        `timeout` seconds for it; raises AssertionError when none arrives."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.mails(to) if subject_contains in str(m["Subject"])]
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no mail to {to} with {subject_contains!r} in {timeout} s")
+            time.sleep(0.1)
+
+    def start_identity_replica(self, name: str) -> int:
+        """Start one more identity process (same database, NATS, keys and settings) on its own
+        port and wait until it serves; returns the port. It stops with the stack."""
+        port = free_port()
+        env = {**self._service_env("identity", "helios_identity"), "HELIOS_GRPC_PORT": str(port)}
+        self.ports[name] = port
+        self._spawn(name, "helios.identity", env)
+        asyncio.run(self._wait_grpc([name]))
+        return port
 
     def start_gateway(self, name: str, overrides: dict[str, str]) -> str:
         """Start one more gateway replica (same database, services and keys) with settings
@@ -183,6 +243,7 @@ class Stack:
             "HELIOS_DATABASE_URL": self.database_url,
             "HELIOS_DATABASE_ROLE": "helios_gateway",
             "HELIOS_COOKIE_KEY_FILE": str(self.state / "gateway-cookie.key"),
+            "HELIOS_NATS_URL": self.nats_url,
             **{
                 _target_variable(name): f"localhost:{self.ports.get(name, 0)}"
                 for name, _, _ in GRPC_SERVICES
@@ -243,10 +304,11 @@ class Stack:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        """Stop the processes (gateway first), then the throwaway servers; delete the state dir."""
+        """Stop the processes (gateways, replicas and the mail sink first), then the throwaway
+        servers; delete the state dir."""
         grpc_names = [n for n, _, _ in GRPC_SERVICES]
-        gateways = [n for n in self.processes if n not in grpc_names]
-        for name in [*gateways, *reversed(grpc_names)]:
+        extras = [n for n in self.processes if n not in grpc_names]
+        for name in [*extras, *reversed(grpc_names)]:
             if name in self.processes:
                 self.processes[name].stop()
         if self.nats is not None:

@@ -1,4 +1,5 @@
-"""Reading request bodies at the edge: size cap, JSON shape, mapping onto a request proto."""
+"""The edge's view of a request: body (size cap, JSON shape, request proto), client address and
+location, and the call metadata that carries them to services."""
 
 from __future__ import annotations
 
@@ -11,8 +12,18 @@ from starlette.requests import Request
 
 from helios.gateway.errors import EdgeError
 from helios.gateway.proxies import ClientAddress, TrustedProxies
+from helios.kernel.clients import call_metadata
+from helios.proto.common.v1 import principal_pb2
 
-__all__ = ["NO_BODY", "client_address", "client_ip", "read_json", "read_message", "user_agent"]
+__all__ = [
+    "NO_BODY",
+    "client_address",
+    "client_ip",
+    "client_metadata",
+    "read_json",
+    "read_message",
+    "user_agent",
+]
 
 M = TypeVar("M", bound=Message)
 _MAX_DEPTH = 16
@@ -104,3 +115,19 @@ def client_ip(request: Request) -> str:
 def user_agent(request: Request) -> str:
     """The User-Agent header, capped at 512 characters."""
     return request.headers.get("user-agent", "")[:512]
+
+
+def client_metadata(
+    request: Request, assertion: principal_pb2.PrincipalAssertion | None = None
+) -> tuple[tuple[str, str | bytes], ...]:
+    """Metadata of a call made for `request`: the principal's assertion (when given), the client's
+    IP and user agent, and its city and country when a trusted proxy reported them (S4; a client
+    that sends CF-IPCity itself gets none)."""
+    address = client_address(request)
+    return call_metadata(
+        assertion=assertion,
+        client_ip=address.ip,
+        user_agent=user_agent(request),
+        city=address.city,
+        country=address.country,
+    )

@@ -52,7 +52,11 @@ def http_status_for(code: grpc.StatusCode) -> int:
 
 # Imported for its side effect too: the google.rpc detail types must be in the default pool
 # for their Any-packed values to render as JSON.
-_DETAIL_TYPES = (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo)
+_DETAIL_TYPES = (
+    error_details_pb2.BadRequest,
+    error_details_pb2.ErrorInfo,
+    error_details_pb2.RetryInfo,
+)
 _DETAILS_KEY = "grpc-status-details-bin"
 
 
@@ -67,23 +71,43 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status)
 
 
-def _details(error: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
+def _status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
     for key, value in error.trailing_metadata() or ():
         if key == _DETAILS_KEY and isinstance(value, bytes):
             status = status_pb2.Status()
             try:
                 status.ParseFromString(value)
-                return [json_format.MessageToDict(detail) for detail in status.details]
             except Exception:  # an unreadable detail must not hide the error itself
-                return []
-    return []
+                return None
+            return status
+    return None
+
+
+def _retry_after(status: status_pb2.Status) -> int | None:
+    """Whole seconds of the first RetryInfo detail, rounded up, or None."""
+    for detail in status.details:
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            delay = info.retry_delay
+            return max(0, delay.seconds + (1 if delay.nanos > 0 else 0))
+    return None
 
 
 def rpc_error_response(error: grpc.aio.AioRpcError) -> JSONResponse:
-    """The HTTP answer for a failed upstream call."""
+    """The HTTP answer for a failed upstream call; a RetryInfo detail becomes `Retry-After`."""
     code = error.code()
     message = "internal error" if code in _OPAQUE else (error.details() or code.name.lower())
     if code == grpc.StatusCode.UNAVAILABLE:
         message = "a backend service is unavailable; retry later"
-    details = [] if code in _OPAQUE else _details(error)
-    return error_response(http_status_for(code), code.name, message, details)
+    status = None if code in _OPAQUE else _status(error)
+    details: list[dict[str, Any]] = []
+    if status is not None:
+        try:
+            details = [json_format.MessageToDict(detail) for detail in status.details]
+        except Exception:  # an unknown detail type must not hide the error itself
+            details = []
+    response = error_response(http_status_for(code), code.name, message, details)
+    retry_after = _retry_after(status) if status is not None else None
+    if retry_after is not None:
+        response.headers["retry-after"] = str(retry_after)
+    return response

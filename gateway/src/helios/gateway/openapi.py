@@ -157,6 +157,31 @@ def _operation(binding: HttpBinding, schemas: _Schemas) -> dict[str, Any]:
     return operation
 
 
+def _session_opening(
+    schemas: _Schemas,
+    operation_id: str,
+    request: Descriptor,
+    response: Descriptor,
+    description: str,
+    *,
+    public: bool = True,
+) -> dict[str, Any]:
+    """A POST route of /api/auth that opens a session and sets its cookies."""
+    error = {"description": "Error", **_json_content({"$ref": "#/components/schemas/Error"})}
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "description": description,
+        "requestBody": {"required": True, **_json_content(schemas.ref(request))},
+        "responses": {
+            "200": {"description": "OK", **_json_content(schemas.ref(response))},
+            "default": error,
+        },
+    }
+    if public:
+        operation["security"] = []
+    return {"post": operation}
+
+
 def _auth_paths(schemas: _Schemas) -> dict[str, Any]:
     error = {"description": "Error", **_json_content({"$ref": "#/components/schemas/Error"})}
     sign_in_out = schemas.ref(identity_pb2.SignInResponse.DESCRIPTOR)
@@ -181,7 +206,9 @@ def _auth_paths(schemas: _Schemas) -> dict[str, Any]:
         "/api/auth/sign-in": {
             "post": {
                 "operationId": "auth_signIn",
-                "description": "Sets the session cookie; the token is never in the body.",
+                "description": "Sets the session cookie; the token is never in the body. When a"
+                " second factor is needed (A3) it answers {second_factor: {challenge_token,"
+                " methods, expires_at}} instead, without a cookie.",
                 "security": [],
                 "requestBody": {
                     "required": True,
@@ -189,6 +216,45 @@ def _auth_paths(schemas: _Schemas) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": {"description": "OK", **_json_content(sign_in_out)},
+                    "default": error,
+                },
+            }
+        },
+        "/api/auth/second-factor": _session_opening(
+            schemas,
+            "auth_secondFactor",
+            identity_pb2.CompleteSecondFactorRequest.DESCRIPTOR,
+            identity_pb2.CompleteSecondFactorResponse.DESCRIPTOR,
+            "Answers a sign-in's second-factor challenge; sets the session cookie, and the"
+            " remembered-device cookie when remember_device was asked (A3, A9).",
+        ),
+        "/api/auth/magic-link": _session_opening(
+            schemas,
+            "auth_magicLink",
+            identity_pb2.RedeemMagicLinkRequest.DESCRIPTOR,
+            identity_pb2.RedeemMagicLinkResponse.DESCRIPTOR,
+            "Redeems a mailed sign-in link (A8): sets the session cookie, or answers"
+            " {second_factor} without one.",
+        ),
+        "/api/auth/impersonate": _session_opening(
+            schemas,
+            "auth_impersonate",
+            identity_pb2.StartImpersonationRequest.DESCRIPTOR,
+            identity_pb2.StartImpersonationResponse.DESCRIPTOR,
+            "Acts as another member of the org (S6): keeps the admin's session aside.",
+            public=False,
+        ),
+        "/api/auth/impersonate/stop": {
+            "post": {
+                "operationId": "auth_stopImpersonation",
+                "description": "Ends the impersonation and restores the admin's own session.",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        **_json_content(
+                            schemas.ref(identity_pb2.GetCurrentUserResponse.DESCRIPTOR)
+                        ),
+                    },
                     "default": error,
                 },
             }

@@ -7,6 +7,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from helios.kernel.client_geo import decode_city
+
 __all__ = ["ClientAddress", "TrustedProxies"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -80,8 +82,11 @@ def _city(values: list[str]) -> str:
     if not values:
         return ""
     value = values[-1].strip()
-    # ASGI header values arrive as bytes that Starlette decodes as latin-1; Cloudflare sends
-    # UTF-8, so undo that to get 'Zürich' rather than 'ZÃ¼rich'.
+    if "%" in value:
+        # Percent-encoded UTF-8 ('Z%C3%BCrich'), as Cloudflare may send a non-ASCII name.
+        return decode_city(value)
+    # ASGI header values arrive as bytes that Starlette decodes as latin-1; raw UTF-8 must be
+    # undone to get 'Zürich' rather than 'ZÃ¼rich'.
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("latin-1").decode("utf-8")
     if len(value) > _MAX_CITY or not value.isprintable():

@@ -44,6 +44,12 @@ class GatewaySettings(KernelSettings):
         description="PostgreSQL for rate-limit counters shared by replicas; unset: per process",
     )
     database_role: str = Field(default="", pattern=r"^[a-z_][a-z0-9_]{0,62}$|^$")
+    nats_url: str = Field(
+        default="",
+        pattern=r"^(nats|tls)://\S+$|^$",
+        description="NATS whose AUDIT stream brings identity's session revocations to every"
+        " replica at once (S3); unset: another replica's revoke waits out the 60 s cache cookie",
+    )
     rate_limit_per_ip_per_minute: int = Field(default=600, ge=1)
     rate_limit_per_principal_per_minute: int = Field(default=1200, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

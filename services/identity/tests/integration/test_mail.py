@@ -15,8 +15,6 @@ import email.policy
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import dkim
@@ -28,25 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from helios.identity.mail import KeyvaultDkimKeys, MailSender, SmtpRelay
 from helios.identity.store import tables
 from helios.identity.store.mail import MailOutbox, enqueue
-from helios.kernel.audit_trail import AuditRecorder
-from helios.kernel.clients import secure_channel
 from helios.kernel.db import create_engine
 from helios.kernel.dkim import dkim_dns_name, dkim_txt_record
 from helios.kernel.errors import InvalidArgumentError
-from helios.kernel.migrations import migrate
-from helios.kernel.principal import AssertionVerifier, load_public_key
-from helios.kernel.server import GrpcService
 from helios.kernel.testing.servers import free_port
-from helios.kernel.tls import CertFiles
-from helios.keyvault.attachments import AttachmentService
-from helios.keyvault.object_store import LocalObjectStore
-from helios.keyvault.rpc.servicer import KeyvaultServicer
-from helios.keyvault.seal import LocalSeal
-from helios.keyvault.secrets_store import SecretStore
-from helios.keyvault.service import KeyvaultService
-from helios.keyvault.store import tables as keyvault_tables
-from helios.keyvault.store.postgres import postgres_unit_of_work
-from helios.keyvault.store.secrets_postgres import postgres_secret_unit_of_work
 from helios.proto.keyvault.v1 import keyvault_pb2 as kv
 from helios.proto.keyvault.v1 import keyvault_pb2_grpc
 
@@ -120,43 +103,6 @@ async def mail_sessions(identity_schema: str) -> AsyncIterator[async_sessionmake
     finally:
         async with sessions() as session, session.begin():
             await session.execute(delete(tables.mail_outbox))
-        await engine.dispose()
-
-
-@pytest.fixture
-async def keyvault_stub(
-    database_url: str,
-    pki: dict[str, CertFiles],
-    principal_keys: tuple[Path, Path],
-    tmp_path: Path,
-) -> AsyncIterator[keyvault_pb2_grpc.KeyvaultServiceStub]:
-    """A real keyvault server (wired like keyvault's wiring.py, local root key file, its own
-    engine) on an ephemeral port; the stub calls it as the `identity` mTLS identity."""
-    location = Path(str(files("helios.keyvault.store") / "migrations"))
-    migrate(database_url, keyvault_tables.SCHEMA, location, keyvault_tables.metadata)
-    engine = create_engine(database_url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    recorder = AuditRecorder("keyvault", keyvault_tables.outbox)
-    seal = LocalSeal.from_key_file(tmp_path / "root.key")
-    uow = postgres_unit_of_work(sessions, recorder, _now)
-    service = KeyvaultService(uow, seal, _now)
-    secrets = SecretStore(postgres_secret_unit_of_work(sessions, recorder, _now), seal, _now)
-    attachments = AttachmentService(service, LocalObjectStore(tmp_path / "objects"), uow)
-    servicer = KeyvaultServicer(service, secrets, attachments)  # type: ignore[abstract]
-    server = GrpcService(
-        "keyvault", pki["keyvault"], AssertionVerifier([load_public_key(principal_keys[1])])
-    )
-    server.add_service(
-        KEYVAULT_SERVICE,
-        lambda s: keyvault_pb2_grpc.add_KeyvaultServiceServicer_to_server(servicer, s),
-    )
-    port = await server.start("127.0.0.1", 0)
-    channel = secure_channel(f"localhost:{port}", pki["identity"])
-    try:
-        yield keyvault_pb2_grpc.KeyvaultServiceStub(channel)
-    finally:
-        await channel.close()
-        await server.stop(0)
         await engine.dispose()
 
 

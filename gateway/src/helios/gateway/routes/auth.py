@@ -1,8 +1,11 @@
-"""`/api/auth/*`: sign-up, sign-in and sign-out (they set and clear cookies), current session."""
+"""`/api/auth/*`: sign-up, sign-in (password or magic link), its second factor and sign-out (they
+set and clear cookies), current session."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -12,14 +15,14 @@ from starlette.routing import Route
 
 from helios.gateway.auth.cache_cookie import CACHE_COOKIE
 from helios.gateway.auth.caller import Caller
-from helios.gateway.auth.csrf import CSRF_COOKIE, new_csrf_token
-from helios.gateway.cookies import SESSION_COOKIE, set_session_cookie
-from helios.gateway.edge import client_ip, read_message, user_agent
+from helios.gateway.auth.csrf import CSRF_COOKIE
+from helios.gateway.cookies import DEVICE_COOKIE, SESSION_COOKIE, set_device_cookie, start_session
+from helios.gateway.edge import client_metadata, read_message
 from helios.gateway.errors import EdgeError, error_response, rpc_error_response
+from helios.gateway.routes.impersonation import clear_admin_cookie
 from helios.gateway.settings import GatewaySettings
 from helios.gateway.upstream import Upstream
 from helios.kernel.canonical import public_dict
-from helios.kernel.clients import call_metadata
 from helios.proto.identity.v1 import identity_pb2
 
 __all__ = ["auth_routes"]
@@ -32,60 +35,98 @@ def _json(message: Message, status: int = 200) -> JSONResponse:
 def _metadata(
     request: Request, caller: Caller | None = None
 ) -> tuple[tuple[str, str | bytes], ...]:
-    return call_metadata(
-        assertion=caller.assertion if caller else None,
-        client_ip=client_ip(request),
-        user_agent=user_agent(request),
-    )
+    return client_metadata(request, caller.assertion if caller else None)
+
+
+def _challenge(second_factor: identity_pb2.SecondFactorChallenge) -> JSONResponse:
+    """No session yet (A3): the client answers the challenge at /api/auth/second-factor with its
+    token, which public_dict would leave out (secret) and is returned on purpose."""
+    challenge = public_dict(second_factor)
+    challenge["challenge_token"] = second_factor.challenge_token
+    return JSONResponse({"second_factor": challenge})
 
 
 def auth_routes(settings: GatewaySettings) -> list[Route]:
     """The routes, bound to the settings; upstream stubs come from `app.state.upstream`."""
     secure = settings.cookie_secure
 
-    async def sign_up(request: Request) -> Response:
+    async def call(
+        request: Request,
+        blank: Message,
+        required: tuple[str, ...],
+        rpc: Callable[[Any], Any],
+        *,
+        first_factor: bool = False,
+    ) -> Any:
+        """Read `blank` from the body and call `rpc(identity stub)` with it: the reply, or the
+        error Response. A first factor carries the remembered-device cookie (A9): it skips the
+        second factor."""
         upstream: Upstream = request.app.state.upstream
         try:
-            message = await read_message(
-                request,
-                identity_pb2.SignUpRequest(),
-                ("email", "password"),
-                settings.max_body_bytes,
-            )
-            reply = await upstream.identity.SignUp(
+            message = await read_message(request, blank, required, settings.max_body_bytes)
+            if first_factor:
+                token = request.cookies.get(DEVICE_COOKIE, "")
+                message.device_token = message.device_token or token  # type: ignore[attr-defined]
+            return await rpc(upstream.identity)(
                 message, metadata=_metadata(request), timeout=upstream.timeout
             )
         except EdgeError as exc:
             return error_response(exc.status, exc.code, exc.message)
         except grpc.aio.AioRpcError as exc:
             return rpc_error_response(exc)
-        return _json(reply, 201)
 
-    async def sign_in(request: Request) -> Response:
-        upstream: Upstream = request.app.state.upstream
-        try:
-            message = await read_message(
-                request,
-                identity_pb2.SignInRequest(),
-                ("email", "password"),
-                settings.max_body_bytes,
-            )
-            reply = await upstream.identity.SignIn(
-                message, metadata=_metadata(request), timeout=upstream.timeout
-            )
-        except EdgeError as exc:
-            return error_response(exc.status, exc.code, exc.message)
-        except grpc.aio.AioRpcError as exc:
-            return rpc_error_response(exc)
+    def opened(reply: Any) -> Response:
+        """The session cookies for a reply that opened a session, or the challenge of one that
+        needs a second factor first (A3; no cookie then)."""
+        if isinstance(reply, Response):
+            return reply
+        if reply.HasField("second_factor"):
+            return _challenge(reply.second_factor)
         response = _json(reply)  # the token field is marked secret: public_dict leaves it out
         expires = reply.session.expires_at.ToDatetime(dt.UTC)
-        set_session_cookie(response, reply.session_token, expires, secure=secure)
-        # The CSRF token is readable by our own pages (not HttpOnly): they echo it in a header.
-        max_age = max(0, int((expires - dt.datetime.now(dt.UTC)).total_seconds()))
-        response.set_cookie(
-            CSRF_COOKIE, new_csrf_token(), max_age=max_age, path="/", secure=secure, samesite="lax"
+        start_session(response, reply.session_token, expires, secure=secure)
+        return response
+
+    async def sign_up(request: Request) -> Response:
+        reply = await call(
+            request, identity_pb2.SignUpRequest(), ("email", "password"), lambda i: i.SignUp
         )
-        response.delete_cookie(CACHE_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+        return reply if isinstance(reply, Response) else _json(reply, 201)
+
+    async def sign_in(request: Request) -> Response:
+        reply = await call(
+            request,
+            identity_pb2.SignInRequest(),
+            ("email", "password"),
+            lambda i: i.SignIn,
+            first_factor=True,
+        )
+        return opened(reply)
+
+    async def magic_link(request: Request) -> Response:
+        reply = await call(
+            request,
+            identity_pb2.RedeemMagicLinkRequest(),
+            ("token",),
+            lambda i: i.RedeemMagicLink,
+            first_factor=True,
+        )
+        return opened(reply)
+
+    async def second_factor(request: Request) -> Response:
+        reply = await call(
+            request,
+            identity_pb2.CompleteSecondFactorRequest(),
+            ("challenge_token", "method"),
+            lambda i: i.CompleteSecondFactor,
+        )
+        if isinstance(reply, Response):
+            return reply
+        response = _json(reply)
+        expires = reply.session.expires_at.ToDatetime(dt.UTC)
+        start_session(response, reply.session_token, expires, secure=secure)
+        if reply.device_token:
+            set_device_cookie(response, reply.device_token, secure=secure)
         return response
 
     async def sign_out(request: Request) -> Response:
@@ -103,6 +144,7 @@ def auth_routes(settings: GatewaySettings) -> list[Route]:
         response = Response(status_code=204)
         for name in (SESSION_COOKIE, CACHE_COOKIE, CSRF_COOKIE):
             response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="lax")
+        clear_admin_cookie(response, secure=secure)  # an admin's session set aside (S6)
         return response
 
     async def current_session(request: Request) -> Response:
@@ -123,6 +165,8 @@ def auth_routes(settings: GatewaySettings) -> list[Route]:
     return [
         Route("/api/auth/sign-up", sign_up, methods=["POST"]),
         Route("/api/auth/sign-in", sign_in, methods=["POST"]),
+        Route("/api/auth/magic-link", magic_link, methods=["POST"]),
+        Route("/api/auth/second-factor", second_factor, methods=["POST"]),
         Route("/api/auth/sign-out", sign_out, methods=["POST"]),
         Route("/api/auth/session", current_session, methods=["GET"]),
     ]

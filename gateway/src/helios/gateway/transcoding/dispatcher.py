@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -13,16 +13,18 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from helios.gateway.auth.caller import Caller
-from helios.gateway.edge import NO_BODY, client_ip, read_json, user_agent
+from helios.gateway.edge import NO_BODY, client_metadata, read_json
 from helios.gateway.errors import EdgeError, error_response, rpc_error_response
 from helios.gateway.metrics import ROUTE_KEY
 from helios.gateway.transcoding.catalog import HttpBinding
 from helios.gateway.transcoding.json_output import to_json
 from helios.gateway.transcoding.request_builder import build_request
 from helios.gateway.upstream import Upstream
-from helios.kernel.clients import call_metadata
 
-__all__ = ["TRANSCODED_PREFIX", "transcoding_route"]
+__all__ = ["TRANSCODED_PREFIX", "AfterSuccess", "transcoding_route"]
+
+AfterSuccess = Callable[[Message], None]
+"""Told the request of a unary RPC that succeeded, before the client gets the answer."""
 
 TRANSCODED_PREFIX = "/api/v1/"
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -57,8 +59,14 @@ async def _stream(first: Any, call: Any) -> AsyncIterator[bytes]:
         yield (json.dumps(error) + "\n").encode()
 
 
-def transcoding_route(bindings: Sequence[HttpBinding], max_body_bytes: int) -> Route:
-    """A catch-all route under /api/v1/ dispatching to the binding that matches."""
+def transcoding_route(
+    bindings: Sequence[HttpBinding],
+    max_body_bytes: int,
+    after_success: Mapping[str, AfterSuccess] | None = None,
+) -> Route:
+    """A catch-all route under /api/v1/ dispatching to the binding that matches; for an RPC
+    path (`/pkg.Service/Method`) in `after_success`, its hook sees each successful request."""
+    hooks = dict(after_success or {})
 
     async def dispatch(request: Request) -> Response:
         upstream: Upstream = request.app.state.upstream
@@ -81,9 +89,7 @@ def transcoding_route(bindings: Sequence[HttpBinding], max_body_bytes: int) -> R
         except EdgeError as exc:
             return error_response(exc.status, exc.code, exc.message)
         channel = upstream.channel(binding.upstream)
-        metadata = call_metadata(
-            assertion=caller.assertion, client_ip=client_ip(request), user_agent=user_agent(request)
-        )
+        metadata = client_metadata(request, caller.assertion)
         response_class = binding.response_class()
         if binding.server_streaming:
             opener: Any = channel.unary_stream(
@@ -106,6 +112,9 @@ def transcoding_route(bindings: Sequence[HttpBinding], max_body_bytes: int) -> R
             reply = await call(message, metadata=metadata, timeout=upstream.timeout)
         except grpc.aio.AioRpcError as exc:
             return rpc_error_response(exc)
+        hook = hooks.get(binding.rpc_path)
+        if hook is not None:
+            hook(message)
         return JSONResponse(to_json(reply))
 
     return Route(TRANSCODED_PREFIX + "{rest:path}", dispatch, methods=_METHODS)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 from opentelemetry import propagate
 
-from helios.kernel.interceptors import CLIENT_IP_KEY, USER_AGENT_KEY
+from helios.kernel.client_geo import encode_city, valid_country
+from helios.kernel.interceptors import CITY_KEY, CLIENT_IP_KEY, COUNTRY_KEY, USER_AGENT_KEY
 from helios.kernel.principal import METADATA_KEY
 from helios.kernel.tls import CertFiles, channel_credentials
 from helios.proto.common.v1 import principal_pb2
@@ -23,8 +24,11 @@ def call_metadata(
     assertion: principal_pb2.PrincipalAssertion | None = None,
     client_ip: str = "",
     user_agent: str = "",
+    city: str = "",
+    country: str = "",
 ) -> tuple[tuple[str, str | bytes], ...]:
-    """Metadata for one outbound call: the signed principal, the edge's view of the client, and
+    """Metadata for one outbound call: the signed principal, the edge's view of the client (its
+    city and country only as a trusted proxy reported them; an invalid one is left out), and
     the current trace context."""
     pairs: list[tuple[str, str | bytes]] = []
     if assertion is not None:
@@ -33,6 +37,10 @@ def call_metadata(
         pairs.append((CLIENT_IP_KEY, client_ip))
     if user_agent:
         pairs.append((USER_AGENT_KEY, user_agent))
+    if encoded_city := encode_city(city):
+        pairs.append((CITY_KEY, encoded_city))
+    if checked_country := valid_country(country):
+        pairs.append((COUNTRY_KEY, checked_country))
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     pairs.extend(carrier.items())

@@ -1,4 +1,5 @@
-"""The context of the current gRPC call: calling service, principal, client address, trace id."""
+"""The context of the current gRPC call: calling service, principal, client address and location,
+trace id."""
 
 from __future__ import annotations
 
@@ -15,13 +16,17 @@ __all__ = ["CallContext", "call_scope", "current_call"]
 
 @dataclass(frozen=True, slots=True)
 class CallContext:
-    """Who is calling: `caller` is the mTLS identity (a service name), `principal` the actor."""
+    """Who is calling: `caller` is the mTLS identity (a service name), `principal` the actor.
+    `ip`, `user_agent`, `city` and `country` (ISO 3166 alpha-2) are the edge's view of the client,
+    '' when unknown; city and country only when a trusted proxy reported them (S4)."""
 
     caller: str
     principal: principal_pb2.Principal | None = None
     ip: str = ""
     user_agent: str = ""
     trace_id: str = ""
+    city: str = ""
+    country: str = ""
 
     def require_principal(self) -> principal_pb2.Principal:
         """The verified principal; raises UnauthenticatedError when the call carries none."""

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 from opentelemetry import propagate, trace
 
+from helios.kernel.client_geo import decode_city, valid_country
 from helios.kernel.context import CallContext, call_scope
 from helios.kernel.errors import DomainError, UnauthenticatedError
 from helios.kernel.principal import METADATA_KEY, AssertionVerifier
@@ -19,13 +20,15 @@ from helios.kernel.status import DETAILS_KEY, rich_status, status_for
 from helios.kernel.tls import caller_from_pem
 from helios.proto.common.v1 import principal_pb2
 
-__all__ = ["CLIENT_IP_KEY", "USER_AGENT_KEY", "CallInterceptor"]
+__all__ = ["CITY_KEY", "CLIENT_IP_KEY", "COUNTRY_KEY", "USER_AGENT_KEY", "CallInterceptor"]
 
 log = logging.getLogger("helios.rpc")
 _tracer = trace.get_tracer("helios.kernel.rpc")
 
 CLIENT_IP_KEY = "helios-client-ip"
 USER_AGENT_KEY = "helios-user-agent"
+CITY_KEY = "helios-client-city"  # percent-encoded UTF-8 (kernel/client_geo.py)
+COUNTRY_KEY = "helios-client-country"
 
 
 @functools.lru_cache(maxsize=256)
@@ -39,7 +42,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     - caller: the `spiffe://helios/<name>` identity of the client certificate (mTLS is required by
       the server credentials, so every call has one);
     - principal: from the signed `helios-principal-bin` assertion only; a bad one is refused;
-    - client ip / user agent headers are believed only from the edge (the gateway);
+    - client ip / user agent / city / country headers are believed only from the edge (the
+      gateway); city and country are validated (client_geo.py), an invalid one becomes '';
     - DomainError -> its status; NotImplementedError -> UNIMPLEMENTED; anything else -> INTERNAL
       with no detail (the traceback goes to the log, redacted).
 
@@ -73,6 +77,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             ip=str(metadata.get(CLIENT_IP_KEY, ""))[:64] if edge else "",
             user_agent=str(metadata.get(USER_AGENT_KEY, ""))[:512] if edge else "",
             trace_id=format(span.trace_id, "032x") if span.is_valid else "",
+            city=decode_city(str(metadata.get(CITY_KEY, ""))) if edge else "",
+            country=valid_country(str(metadata.get(COUNTRY_KEY, ""))) if edge else "",
         )
 
     async def _fail(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import grpc
@@ -47,6 +47,7 @@ class GrpcService:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = [health.SERVICE_NAME, reflection.SERVICE_NAME]
         self._background: list[BackgroundTask] = []
+        self._startup: list[Callable[[], Awaitable[object]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self.port = 0
@@ -60,8 +61,16 @@ class GrpcService:
         """Run `task(stop_event)` while the server runs; it must return soon after stop is set."""
         self._background.append(task)
 
+    def add_startup(self, step: Callable[[], Awaitable[object]]) -> None:
+        """Await `step()` before the server binds (state the RPCs need from the first call on,
+        e.g. configuration read from the database); a failing step fails `start`."""
+        self._startup.append(step)
+
     async def start(self, host: str, port: int) -> int:
-        """Bind with mutual TLS, start serving and the background tasks; returns the bound port."""
+        """Run the startup steps, bind with mutual TLS, start serving and the background tasks;
+        returns the bound port."""
+        for step in self._startup:
+            await step()
         reflection.enable_server_reflection(self._service_names, self.server)
         self.port = self.server.add_secure_port(f"{host}:{port}", server_credentials(self._certs))
         await self.server.start()

@@ -1,4 +1,5 @@
-"""The Authorizer port over authz's Check RPC, asked as the `identity` service identity."""
+"""The Authorizer port over authz's Check and GetSubjectSnapshot RPCs, asked as the `identity`
+service identity."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from helios.identity.ports import SubjectRights
 from helios.kernel.clients import call_metadata, secure_channel
 from helios.kernel.errors import UnavailableError
 from helios.kernel.tls import CertFiles
@@ -18,11 +20,16 @@ if TYPE_CHECKING:
 __all__ = ["GrpcAuthorizer"]
 
 _TIMEOUT = 5.0
+# authz refusing the question itself: an answer (deny), not an outage.
+_NO_DECISION_POSSIBLE = frozenset(
+    {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED}
+)
 
 
 class GrpcAuthorizer:
-    """Asks authz for every decision (minimize_latency: authz answers from its cache). An
-    authz that cannot answer raises UnavailableError: never an allow without a decision."""
+    """Asks authz for every decision (minimize_latency: authz answers from its cache). A question
+    authz refuses (a principal in no org, an unknown permission) is a deny; an authz that cannot
+    answer raises UnavailableError: never an allow without a decision."""
 
     def __init__(self, target: str, certs: CertFiles) -> None:
         self._target = target
@@ -53,8 +60,31 @@ class GrpcAuthorizer:
                 request, timeout=_TIMEOUT, metadata=call_metadata()
             )
         except grpc.aio.AioRpcError as exc:
+            if exc.code() in _NO_DECISION_POSSIBLE:
+                return False  # e.g. a principal in no org: nothing can be granted to it
             raise UnavailableError(f"authz could not decide: {exc.code().name}") from exc
         return reply.decision.allowed
+
+    async def rights_of(self, user_id: str, org_id: str) -> SubjectRights:
+        principal = principal_pb2.Principal(
+            actor_type=principal_pb2.ACTOR_TYPE_USER, actor_id=user_id, org_id=org_id
+        )
+        request = authz_pb2.GetSubjectSnapshotRequest(
+            principal=principal,
+            consistency=authz_pb2.Consistency(fully_consistent=True),
+        )
+        try:
+            reply: authz_pb2.GetSubjectSnapshotResponse = await self._stub().GetSubjectSnapshot(
+                request, timeout=_TIMEOUT, metadata=call_metadata()
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise UnavailableError(f"authz could not answer: {exc.code().name}") from exc
+        return SubjectRights(
+            grants=frozenset(
+                (grant.permission.permission, int(grant.permission.scope)) for grant in reply.grants
+            ),
+            platform_root=reply.platform_root,
+        )
 
     async def close(self) -> None:
         """Close the channel (idempotent)."""

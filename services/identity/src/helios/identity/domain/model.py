@@ -98,3 +98,4 @@ class EmailTokenPurpose(enum.StrEnum):
 
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose name, not a password
+    MAGIC_LINK = "magic_link"

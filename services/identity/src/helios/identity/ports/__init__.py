@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from helios.identity.domain.auth_config import AuthConfig
@@ -37,6 +38,7 @@ __all__ = [
     "PrincipalSigner",
     "SecondFactorGate",
     "SignInObserver",
+    "SubjectRights",
     "UnitOfWork",
 ]
 
@@ -120,10 +122,40 @@ class IdentityTransaction(
         ...
 
     async def revoke_sessions_of(
-        self, user_id: uuid.UUID, at: dt.datetime, keep: uuid.UUID | None = None
+        self,
+        user_id: uuid.UUID,
+        at: dt.datetime,
+        keep: uuid.UUID | None = None,
+        *,
+        org_id: uuid.UUID | None = None,
     ) -> int:
-        """Revoke every active session of a user except `keep` (idempotent); returns how many
-        were active until now."""
+        """Revoke every active session of a user except `keep` (when `org_id` is given, only
+        those opened in that org or in none; idempotent); returns how many were active until
+        now."""
+        ...
+
+    async def touch_session(self, session_id: uuid.UUID, at: dt.datetime) -> None:
+        """Record a request of the session at `at` (its last_seen_at; never moves backwards)."""
+        ...
+
+    async def sessions_of(
+        self,
+        user_id: uuid.UUID,
+        *,
+        org_id: uuid.UUID | None,
+        now: dt.datetime,
+        seen_since: dt.datetime,
+        after: tuple[dt.datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[Session]:
+        """The user's live sessions (not revoked, not past their expiry at `now`, seen since
+        `seen_since`; when `org_id` is given, only those opened in that org or in none), newest
+        first (by created_at, then id), strictly after the (created_at, id) cursor `after`; at
+        most `limit`."""
+        ...
+
+    async def is_member(self, org_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Whether the user is a member of the org."""
         ...
 
     async def mark_email_verified(self, user_id: uuid.UUID, at: dt.datetime) -> bool:
@@ -237,6 +269,16 @@ class SignInObserver(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SubjectRights:
+    """What a user holds in one org: `grants` as (permission key, scope rank: 1 own, 2 team,
+    3 any; a broader scope implies the narrower ones), and whether the user is the platform
+    root there."""
+
+    grants: frozenset[tuple[str, int]] = frozenset()
+    platform_root: bool = False
+
+
 class Authorizer(Protocol):
     """Authz decisions for the calling principal (the authz Check RPC)."""
 
@@ -250,6 +292,11 @@ class Authorizer(Protocol):
     ) -> bool:
         """Whether `principal` holds `permission` on a resource of `org_id` (the principal's
         org when empty) owned by `owner_id` (none when empty)."""
+        ...
+
+    async def rights_of(self, user_id: str, org_id: str) -> SubjectRights:
+        """Everything `user_id` holds in `org_id` now (read fully consistent; for comparing two
+        users' rights, e.g. before an impersonation)."""
         ...
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from helios.identity.domain.api_keys import ApiKey
+from helios.identity.domain.auth_config import AuthConfig, OidcProvider
+from helios.identity.domain.members import Membership
 from helios.identity.domain.model import (
     Org,
     PendingSecondFactor,
@@ -13,6 +16,10 @@ from helios.proto.identity.v1 import identity_pb2
 
 __all__ = [
     "METHOD_TO_PROTO",
+    "api_key_to_proto",
+    "auth_config_from_proto",
+    "auth_config_to_proto",
+    "member_to_proto",
     "org_to_proto",
     "second_factor_to_proto",
     "session_to_proto",
@@ -80,4 +87,69 @@ def org_to_proto(org: Org) -> identity_pb2.Org:
         ),
     )
     message.created_at.FromDatetime(org.created_at)
+    return message
+
+
+def auth_config_to_proto(config: AuthConfig) -> identity_pb2.AuthConfig:
+    """The provider configuration; client secrets are never returned (left empty)."""
+    return identity_pb2.AuthConfig(
+        magic_link_enabled=config.magic_link_enabled,
+        mfa_required=config.mfa_required,
+        remember_device_days=config.remember_device_days,
+        session_idle_timeout_seconds=config.session_idle_timeout_seconds,
+        oidc_providers=[
+            identity_pb2.OidcProviderConfig(
+                provider_id=p.provider_id, issuer=p.issuer, client_id=p.client_id, enabled=p.enabled
+            )
+            for p in config.oidc_providers
+        ],
+        version=config.version,
+    )
+
+
+def auth_config_from_proto(message: identity_pb2.AuthConfig) -> AuthConfig:
+    """A proposed configuration, plaintext secrets included (validated by the service)."""
+    return AuthConfig(
+        magic_link_enabled=message.magic_link_enabled,
+        mfa_required=message.mfa_required,
+        remember_device_days=message.remember_device_days,
+        session_idle_timeout_seconds=message.session_idle_timeout_seconds,
+        oidc_providers=tuple(
+            OidcProvider(
+                provider_id=p.provider_id,
+                issuer=p.issuer,
+                client_id=p.client_id,
+                client_secret=p.client_secret,
+                enabled=p.enabled,
+            )
+            for p in message.oidc_providers
+        ),
+        version=message.version,
+    )
+
+
+def member_to_proto(membership: Membership, user: User) -> identity_pb2.OrgMember:
+    """A member of an org with their public account view."""
+    message = identity_pb2.OrgMember(
+        org_id=str(membership.org_id), user=user_to_proto(user), user_type=membership.user_type
+    )
+    message.joined_at.FromDatetime(membership.joined_at)
+    return message
+
+
+def api_key_to_proto(key: ApiKey) -> identity_pb2.ApiKey:
+    """An API key without its secret or hash."""
+    message = identity_pb2.ApiKey(
+        api_key_id=str(key.id),
+        org_id=str(key.org_id),
+        name=key.name,
+        permissions=list(key.permissions),
+        created_by=str(key.created_by),
+    )
+    message.created_at.FromDatetime(key.created_at)
+    message.expires_at.FromDatetime(key.expires_at)
+    if key.last_used_at is not None:
+        message.last_used_at.FromDatetime(key.last_used_at)
+    if key.revoked_at is not None:
+        message.revoked_at.FromDatetime(key.revoked_at)
     return message

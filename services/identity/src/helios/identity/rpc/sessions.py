@@ -1,4 +1,5 @@
-"""Sign-in and session RPCs: SignIn, ResolveSession, GetCurrentUser, SignOut."""
+"""Sign-in and session RPCs: SignIn, ResolveSession, GetCurrentUser, SignOut, ListSessions,
+RevokeSession, RevokeUserSessions, StartImpersonation, StopImpersonation."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ __all__ = ["SessionHandlers"]
 
 
 class SessionHandlers:
-    """Thin handlers over SignInService and SessionService."""
+    """Thin handlers over SignInService, SessionService and ImpersonationService."""
 
     _services: IdentityServices
 
@@ -56,3 +57,48 @@ class SessionHandlers:
             session=session_to_proto(resolved.session),
             assertion=resolved.assertion,
         )
+
+    async def ListSessions(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.ListSessionsRequest, context: Context
+    ) -> identity_pb2.ListSessionsResponse:
+        ctx = current_call()
+        page = await self._services.sessions.list_sessions(
+            ctx, request.user_id, request.page_size, request.page_token
+        )
+        current = ctx.require_principal().session_id
+        reply = identity_pb2.ListSessionsResponse(next_page_token=page.next_page_token)
+        for session in page.sessions:
+            message = reply.sessions.add()
+            message.CopyFrom(session_to_proto(session))
+            message.current = str(session.id) == current
+        return reply
+
+    async def RevokeSession(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.RevokeSessionRequest, context: Context
+    ) -> identity_pb2.RevokeSessionResponse:
+        await self._services.sessions.revoke_session(current_call(), request.session_id, request)
+        return identity_pb2.RevokeSessionResponse()
+
+    async def RevokeUserSessions(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.RevokeUserSessionsRequest, context: Context
+    ) -> identity_pb2.RevokeUserSessionsResponse:
+        revoked = await self._services.sessions.revoke_user_sessions(
+            current_call(), request.user_id, request
+        )
+        return identity_pb2.RevokeUserSessionsResponse(revoked_count=revoked)
+
+    async def StartImpersonation(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.StartImpersonationRequest, context: Context
+    ) -> identity_pb2.StartImpersonationResponse:
+        signed_in = await self._services.impersonation.start(
+            current_call(), request.user_id, request.ttl_seconds, request.reason, request
+        )
+        return identity_pb2.StartImpersonationResponse(
+            session=session_to_proto(signed_in.session), session_token=signed_in.token
+        )
+
+    async def StopImpersonation(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.StopImpersonationRequest, context: Context
+    ) -> identity_pb2.StopImpersonationResponse:
+        await self._services.impersonation.stop(current_call(), request)
+        return identity_pb2.StopImpersonationResponse()

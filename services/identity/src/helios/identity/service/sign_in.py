@@ -10,7 +10,6 @@ from google.protobuf.message import Message
 from helios.identity.domain.model import PendingSecondFactor, SignInMethod, User
 from helios.identity.domain.validation import normalize_email
 from helios.identity.ports import (
-    IdentityTransaction,
     PasswordHasher,
     SecondFactorGate,
     UnitOfWork,
@@ -20,7 +19,7 @@ from helios.identity.service.throttling import SignInGuard
 from helios.kernel.context import CallContext
 from helios.kernel.errors import InvalidArgumentError, UnauthenticatedError
 
-__all__ = ["BAD_CREDENTIALS", "NoSecondFactor", "SignInOutcome", "SignInService"]
+__all__ = ["BAD_CREDENTIALS", "SignInOutcome", "SignInService"]
 
 # The one answer for a wrong password and an unknown e-mail (no account enumeration).
 BAD_CREDENTIALS = "invalid e-mail or password"
@@ -33,20 +32,6 @@ class SignInOutcome:
     user: User
     signed_in: SignedIn | None = None
     second_factor: PendingSecondFactor | None = None
-
-
-class NoSecondFactor:
-    """A SecondFactorGate that never asks for one (before A3 is wired)."""
-
-    async def challenge(
-        self,
-        tx: IdentityTransaction,
-        user: User,
-        first_factor: SignInMethod,
-        device_token: str,
-        ctx: CallContext,
-    ) -> PendingSecondFactor | None:
-        return None
 
 
 class SignInService:
@@ -108,7 +93,6 @@ class SignInService:
                 await self._guard.count_failure(tx, keys, user, ctx, request)
                 outcome = None
             else:
-                await tx.clear_sign_in_throttle(keys[0])
                 if self._hasher.needs_rehash(user.password_hash):
                     await tx.set_password_hash(user.id, await self._hasher.hash(password))
                 pending = await self._gate.challenge(
@@ -117,6 +101,9 @@ class SignInService:
                 if pending is not None:
                     outcome = SignInOutcome(user=user, second_factor=pending)
                 else:
+                    # Only a finished sign-in clears the account's count: a password that only
+                    # leads to a challenge must not wipe the wrong second-factor codes.
+                    await tx.clear_sign_in_throttle(keys[0])
                     signed_in = await self._opener.open(
                         tx, user, SignInMethod.PASSWORD, ctx, request
                     )

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import ColumnElement, delete, func, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,6 +47,23 @@ def _user(row: object) -> User:
         password_hash=row.password_hash,  # type: ignore[attr-defined]
         created_at=row.created_at,  # type: ignore[attr-defined]
         email_verified_at=row.email_verified_at,  # type: ignore[attr-defined]
+    )
+
+
+def _session(row: object) -> Session:
+    return Session(
+        id=row.id,  # type: ignore[attr-defined]
+        user_id=row.user_id,  # type: ignore[attr-defined]
+        token_hash=row.token_hash,  # type: ignore[attr-defined]
+        created_at=row.created_at,  # type: ignore[attr-defined]
+        expires_at=row.expires_at,  # type: ignore[attr-defined]
+        ip=row.ip,  # type: ignore[attr-defined]
+        user_agent=row.user_agent,  # type: ignore[attr-defined]
+        org_id=row.org_id,  # type: ignore[attr-defined]
+        revoked_at=row.revoked_at,  # type: ignore[attr-defined]
+        method=row.method,  # type: ignore[attr-defined]
+        impersonator_id=row.impersonator_id,  # type: ignore[attr-defined]
+        last_seen_at=row.last_seen_at,  # type: ignore[attr-defined]
     )
 
 
@@ -119,11 +136,18 @@ class _Transaction(MfaRows, PushRows, SignInExtrasRows, ApiKeyRows, AuthConfigRo
         return result.first() is not None
 
     async def revoke_sessions_of(
-        self, user_id: uuid.UUID, at: dt.datetime, keep: uuid.UUID | None = None
+        self,
+        user_id: uuid.UUID,
+        at: dt.datetime,
+        keep: uuid.UUID | None = None,
+        *,
+        org_id: uuid.UUID | None = None,
     ) -> int:
         condition = (sessions.c.user_id == user_id) & sessions.c.revoked_at.is_(None)
         if keep is not None:
             condition = condition & (sessions.c.id != keep)
+        if org_id is not None:
+            condition = condition & ((sessions.c.org_id == org_id) | sessions.c.org_id.is_(None))
         result = await self._s.execute(
             update(sessions)
             .where(condition, sessions.c.expires_at > at)
@@ -131,6 +155,54 @@ class _Transaction(MfaRows, PushRows, SignInExtrasRows, ApiKeyRows, AuthConfigRo
             .returning(sessions.c.id)
         )
         return len(result.all())
+
+    async def touch_session(self, session_id: uuid.UUID, at: dt.datetime) -> None:
+        await self._s.execute(
+            update(sessions)
+            .where(
+                sessions.c.id == session_id,
+                func.coalesce(sessions.c.last_seen_at, sessions.c.created_at) < at,
+            )
+            .values(last_seen_at=at)
+        )
+
+    async def sessions_of(
+        self,
+        user_id: uuid.UUID,
+        *,
+        org_id: uuid.UUID | None,
+        now: dt.datetime,
+        seen_since: dt.datetime,
+        after: tuple[dt.datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[Session]:
+        condition = (
+            (sessions.c.user_id == user_id)
+            & sessions.c.revoked_at.is_(None)
+            & (sessions.c.expires_at > now)
+            & (func.coalesce(sessions.c.last_seen_at, sessions.c.created_at) > seen_since)
+        )
+        if org_id is not None:
+            condition = condition & ((sessions.c.org_id == org_id) | sessions.c.org_id.is_(None))
+        if after is not None:
+            condition = condition & (
+                tuple_(sessions.c.created_at, sessions.c.id) < tuple_(after[0], after[1])
+            )
+        rows = await self._s.execute(
+            select(sessions)
+            .where(condition)
+            .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
+            .limit(limit)
+        )
+        return [_session(row) for row in rows]
+
+    async def is_member(self, org_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        found = await self._s.scalar(
+            select(memberships.c.user_id).where(
+                memberships.c.org_id == org_id, memberships.c.user_id == user_id
+            )
+        )
+        return found is not None
 
     async def mark_email_verified(self, user_id: uuid.UUID, at: dt.datetime) -> bool:
         result = await self._s.execute(
@@ -202,22 +274,7 @@ class _Transaction(MfaRows, PushRows, SignInExtrasRows, ApiKeyRows, AuthConfigRo
 
     async def _session_where(self, condition: ColumnElement[bool]) -> Session | None:
         row = (await self._s.execute(select(sessions).where(condition))).first()
-        if row is None:
-            return None
-        return Session(
-            id=row.id,
-            user_id=row.user_id,
-            token_hash=row.token_hash,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            ip=row.ip,
-            user_agent=row.user_agent,
-            org_id=row.org_id,
-            revoked_at=row.revoked_at,
-            method=row.method,
-            impersonator_id=row.impersonator_id,
-            last_seen_at=row.last_seen_at,
-        )
+        return None if row is None else _session(row)
 
     async def add_org(self, org: Org, owner_id: uuid.UUID) -> None:
         await insert_unique(

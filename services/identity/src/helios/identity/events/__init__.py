@@ -1,0 +1,1 @@
+"""Identity on NATS: the provider configuration's change announcements (C1)."""
