@@ -1,4 +1,5 @@
-"""`make bench`: identity, gateway, keyvault, authz and audit figures against same-run baselines."""
+"""`make bench`: identity, gateway, keyvault, authz, audit and AI broker figures against same-run
+baselines."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from argon2.exceptions import VerifyMismatchError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 
+from ai_broker_figures import ai_broker_figures
 from audit_figures import audit_figures
 from authz_figures import authz_figures
 from harness import Figure, measure, render
@@ -235,6 +237,7 @@ async def all_figures(
         *await keyvault_figures(stack, args.calls, args.concurrency),
         *await authz_figures(stack, args.calls, args.concurrency),
         *await audit_figures(stack, args.calls, args.concurrency),
+        *await ai_broker_figures(stack, url, args.calls, args.concurrency),
     ]
 
 
@@ -254,8 +257,14 @@ def stored_argon2_hash(database_url: str) -> str:
 
 def bench(database_url: str, args: argparse.Namespace) -> list[Figure]:
     """Start the stack, sign the bench user in, measure; the stack always stops."""
+    # The demo org's Owner delegates to the AI broker figures' sessions; the example product
+    # service is their target.
     options = StackOptions(
-        database_url=database_url, http_port=0, cheap_argon2=args.cheap_argon2, seed_demo=False
+        database_url=database_url,
+        http_port=0,
+        cheap_argon2=args.cheap_argon2,
+        seed_demo=True,
+        product_example=True,
     )
     stack = Stack(options).start()  # stops what it started if it fails
     try:

@@ -25,7 +25,13 @@ def stack(server_url: str) -> Iterator[Stack]:
         conn.execute(f'CREATE DATABASE "{name}"')
     database_url = f"{server_url.rsplit('/', 1)[0]}/{name}"
     running = Stack(
-        StackOptions(database_url=database_url, http_port=0, cheap_argon2=True, log_level="DEBUG")
+        StackOptions(
+            database_url=database_url,
+            http_port=0,
+            cheap_argon2=True,
+            log_level="DEBUG",
+            product_example=True,
+        )
     )
     running.start()
     try:

@@ -30,10 +30,11 @@ __all__ = ["GRPC_SERVICES", "Stack", "StackOptions"]
 GRPC_SERVICES = [
     ("identity", "helios.identity", "helios_identity"),
     ("authz", "helios.authz", "helios_authz"),
-    ("ai-broker", "helios.ai_broker", ""),
+    ("ai-broker", "helios.ai_broker", "helios_ai_broker"),
     ("audit", "helios.audit", "helios_audit"),
     ("keyvault", "helios.keyvault", "helios_keyvault"),
 ]
+_PRODUCT_EXAMPLE = "recruitment"
 _CHEAP_ARGON2 = {"time_cost": "1", "memory_kib": "8192", "parallelism": "1"}
 
 
@@ -43,7 +44,9 @@ def _target_variable(service: str) -> str:
 
 @dataclass
 class StackOptions:
-    """How to run: an existing database / NATS, or throwaway ones; cheap hashing for tests."""
+    """How to run: an existing database / NATS, or throwaway ones; cheap hashing for tests;
+    `product_example` also runs the example product service `recruitment` (examples/recruitment:
+    a product service of authz, an action target of the AI broker)."""
 
     database_url: str = ""
     nats_url: str = ""
@@ -51,6 +54,7 @@ class StackOptions:
     cheap_argon2: bool = False
     seed_demo: bool = True
     log_level: str = "INFO"
+    product_example: bool = False
 
 
 @dataclass
@@ -104,9 +108,13 @@ class Stack:
             self.nats_url = self.nats.url
         (self.state / "logs").mkdir(parents=True, exist_ok=True)
         ensure_dev_pki(
-            self.state / "pki", [name for name, _, _ in GRPC_SERVICES] + ["gateway", "devstack"]
+            self.state / "pki",
+            [name for name, _, _ in GRPC_SERVICES]
+            + ["gateway", "devstack"]
+            + ([_PRODUCT_EXAMPLE] if self.options.product_example else []),
         )
         write_keypair(self.state / "principal.key", self.state / "principal.pub")
+        write_keypair(self.state / "ai-principal.key", self.state / "ai-principal.pub")
         write_secret(self.state / "gateway-cookie.key", secrets.token_bytes(32))
         self.ports["mail"] = free_port()
         self._spawn(
@@ -128,9 +136,15 @@ class Stack:
         for name, _, _ in GRPC_SERVICES:
             self.ports[name] = free_port()
         self.ports["gateway"] = self.options.http_port or free_port()
+        if self.options.product_example:
+            self.ports[_PRODUCT_EXAMPLE] = free_port()
         for name, module, role in GRPC_SERVICES:
             self._spawn(name, module, self._service_env(name, role))
         asyncio.run(self._wait_grpc([name for name, _, _ in GRPC_SERVICES]))
+        if self.options.product_example:
+            self._say(progress, "starting the example product service")
+            self._spawn(_PRODUCT_EXAMPLE, "helios.recruitment_example", self._example_env())
+            asyncio.run(self._wait_grpc([_PRODUCT_EXAMPLE]))
         self._say(progress, "starting the gateway")
         self._spawn("gateway", "helios.gateway", self._gateway_env())
         self._wait_http("gateway", f"{self.gateway_url}/readyz")
@@ -164,6 +178,7 @@ class Stack:
             "HELIOS_TLS_CERT_FILE": str(certs.cert),
             "HELIOS_TLS_KEY_FILE": str(certs.key),
             "HELIOS_PRINCIPAL_PUBLIC_KEY_FILE": str(self.state / "principal.pub"),
+            "HELIOS_AI_PRINCIPAL_PUBLIC_KEY_FILE": str(self.state / "ai-principal.pub"),
             "HELIOS_LOG_LEVEL": self.options.log_level,
         }
 
@@ -179,6 +194,14 @@ class Stack:
         }
         if name == "keyvault":
             env["HELIOS_SEAL_STATE_DIR"] = str(self.state / "keyvault")
+        if name == "ai-broker":
+            env["HELIOS_PRINCIPAL_SIGNING_KEY_FILE"] = str(self.state / "ai-principal.key")
+        if self.options.product_example and name == "authz":
+            env["HELIOS_PRODUCT_SERVICES"] = json.dumps([_PRODUCT_EXAMPLE])
+        if self.options.product_example and name == "ai-broker":
+            env["HELIOS_ACTION_TARGETS"] = json.dumps(
+                {_PRODUCT_EXAMPLE: f"localhost:{self.ports.get(_PRODUCT_EXAMPLE, 0)}"}
+            )
         if name in ("audit", "identity"):
             env[_target_variable("keyvault")] = f"localhost:{self.ports.get('keyvault', 0)}"
         if name == "identity":
@@ -190,6 +213,15 @@ class Stack:
             if self.options.cheap_argon2:
                 env.update({f"HELIOS_ARGON2_{k.upper()}": v for k, v in _CHEAP_ARGON2.items()})
         return env
+
+    def _example_env(self) -> dict[str, str]:
+        return {
+            **self._common_env(_PRODUCT_EXAMPLE),
+            "HELIOS_GRPC_HOST": "127.0.0.1",
+            "HELIOS_GRPC_PORT": str(self.ports.get(_PRODUCT_EXAMPLE, 0)),
+            _target_variable("authz"): f"localhost:{self.ports.get('authz', 0)}",
+            _target_variable("ai-broker"): f"localhost:{self.ports.get('ai-broker', 0)}",
+        }
 
     @property
     def maildir(self) -> Path:

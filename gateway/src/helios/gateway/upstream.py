@@ -11,10 +11,12 @@ from grpc_health.v1 import health_pb2_grpc
 
 from helios.kernel.clients import secure_channel
 from helios.kernel.tls import CertFiles
+from helios.proto.ai_broker.v1 import ai_broker_pb2_grpc
 from helios.proto.audit.v1 import audit_pb2_grpc
 from helios.proto.identity.v1 import identity_pb2_grpc
 
 if TYPE_CHECKING:
+    from helios.proto.ai_broker.v1.ai_broker_pb2_grpc import AiBrokerServiceAsyncStub
     from helios.proto.audit.v1.audit_pb2_grpc import AuditServiceAsyncStub
     from helios.proto.identity.v1.identity_pb2_grpc import IdentityServiceAsyncStub
 
@@ -29,6 +31,7 @@ class Upstream:
     channels: dict[str, grpc.aio.Channel]
     identity: IdentityServiceAsyncStub
     audit: AuditServiceAsyncStub
+    ai_broker: AiBrokerServiceAsyncStub
     # types-grpcio-health-checking leaves the HealthStub methods untyped.
     health: dict[str, Any]
     timeout: float
@@ -41,6 +44,7 @@ class Upstream:
             channels=channels,
             identity=identity_pb2_grpc.IdentityServiceStub(channels["identity"]),
             audit=audit_pb2_grpc.AuditServiceStub(channels["audit"]),
+            ai_broker=ai_broker_pb2_grpc.AiBrokerServiceStub(channels["ai-broker"]),
             health={name: health_pb2_grpc.HealthStub(ch) for name, ch in channels.items()},
             timeout=timeout,
         )

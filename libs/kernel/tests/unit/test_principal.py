@@ -173,3 +173,18 @@ def test_p1_loading_a_non_ed25519_key_refused(tmp_path: Path) -> None:
         load_private_key(private_path)
     with pytest.raises(TypeError, match="not an Ed25519 public key"):
         load_public_key(public_path)
+
+
+def test_i2_broker_key_verifies_ai_principals_only(key: Ed25519PrivateKey) -> None:
+    """I2: the AI broker's key signs AI principals (accepted) but never a person's: an assertion
+    of a user principal under the broker's key is refused, while identity's key still signs
+    users."""
+    broker = Ed25519PrivateKey.generate()
+    verifier = AssertionVerifier([key.public_key()], ai_keys=[broker.public_key()])
+    ai = principal_pb2.Principal(
+        actor_type=principal_pb2.ACTOR_TYPE_AI, actor_id="user-1", session_id="ai-session-1"
+    )
+    assert verifier.verify(AssertionSigner(broker).sign(ai, now=NOW), now=NOW) == ai
+    with pytest.raises(UnauthenticatedError, match="AI principals only"):
+        verifier.verify(AssertionSigner(broker).sign(_principal(), now=NOW), now=NOW)
+    assert verifier.verify(AssertionSigner(key).sign(_principal(), now=NOW), now=NOW).actor_id

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-import grpc
 from starlette.requests import Request
 
+from helios.gateway.auth.bearer import binding_of, resolve_bearer
 from helios.gateway.auth.caller import Caller
-from helios.gateway.edge import client_ip, user_agent
 from helios.gateway.errors import EdgeError
 from helios.gateway.transcoding.catalog import HttpBinding
 from helios.gateway.transcoding.dispatcher import TRANSCODED_PREFIX
 from helios.gateway.upstream import Upstream
-from helios.kernel.clients import call_metadata
 from helios.proto.identity.v1 import identity_pb2
 
 __all__ = ["API_KEY_PREFIX", "ApiKeyRoutes", "resolve_api_key"]
@@ -27,16 +25,12 @@ async def resolve_api_key(request: Request, key: str) -> tuple[Caller, frozenset
     """The caller an API key acts as and the permission keys it is limited to; raises
     EdgeError 401 for a key identity refuses (unknown, revoked, expired, creator gone)."""
     upstream: Upstream = request.app.state.upstream
-    try:
-        reply = await upstream.identity.ResolveApiKey(
-            identity_pb2.ResolveApiKeyRequest(api_key=key),
-            metadata=call_metadata(client_ip=client_ip(request), user_agent=user_agent(request)),
-            timeout=upstream.timeout,
-        )
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            raise EdgeError(401, "UNAUTHENTICATED", exc.details() or "invalid API key") from exc
-        raise
+    reply = await resolve_bearer(
+        request,
+        upstream.identity.ResolveApiKey,
+        identity_pb2.ResolveApiKeyRequest(api_key=key),
+        "invalid API key",
+    )
     caller = Caller(principal=reply.principal, assertion=reply.assertion, via="api_key")
     return caller, frozenset(reply.permissions)
 
@@ -54,14 +48,13 @@ class ApiKeyRoutes:
             raise EdgeError(
                 403, "PERMISSION_DENIED", "API keys are accepted on /api/v1/ routes only"
             )
-        for binding in self._bindings:
-            if binding.verb != method or binding.template.match(path) is None:
-                continue
-            key = binding.permission.partition(":")[0]
-            if binding.public or key not in permissions:
-                raise EdgeError(
-                    403,
-                    "PERMISSION_DENIED",
-                    f"this API key does not carry {key or 'a permission for this route'}",
-                )
+        binding = binding_of(self._bindings, method, path)
+        if binding is None:
             return
+        key = binding.permission.partition(":")[0]
+        if binding.public or key not in permissions:
+            raise EdgeError(
+                403,
+                "PERMISSION_DENIED",
+                f"this API key does not carry {key or 'a permission for this route'}",
+            )

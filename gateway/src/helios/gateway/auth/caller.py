@@ -15,7 +15,7 @@ class Caller:
 
     principal: principal_pb2.Principal | None = None
     assertion: principal_pb2.PrincipalAssertion | None = None
-    via: str = "anonymous"  # "session" | "api_key" | "anonymous"
+    via: str = "anonymous"  # "session" | "api_key" | "ai_token" | "anonymous"
 
     @property
     def authenticated(self) -> bool:

@@ -8,6 +8,7 @@ import grpc
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from helios.gateway.auth.ai_tokens import AI_TOKEN_PREFIX, AiTokenRoutes, resolve_ai_token
 from helios.gateway.auth.api_keys import API_KEY_PREFIX, ApiKeyRoutes, resolve_api_key
 from helios.gateway.auth.cache_cookie import CACHE_COOKIE, CACHE_SECONDS, SessionCache
 from helios.gateway.auth.caller import ANONYMOUS, Caller
@@ -34,7 +35,9 @@ class Authentication:
       expired session makes the caller anonymous and clears a cache cookie sent with it;
     - `Authorization: Bearer hk_...`: an API key, resolved by identity on every request; it may
       call only transcoded routes whose permission it carries (403 otherwise, /api/auth included);
-      any other bearer token is refused with 401 (AI tokens: issue #8);
+    - `Authorization: Bearer hai_...`: an AI token, resolved by the AI broker on every request
+      into an AI principal; it may call only the AI agent routes (403 otherwise, I1); any other
+      bearer token is refused with 401;
     - CSRF: a state-changing request authenticated by cookie needs an allowed Origin and the
       double-submit token; an anonymous one is refused when its Origin is foreign.
     """
@@ -53,7 +56,9 @@ class Authentication:
         self._revocations = Revocations() if revocations is None else revocations
         self._allowed = frozenset(allowed_origins)
         self._secure = secure
-        self._api_key_routes = ApiKeyRoutes(load_bindings())
+        bindings = load_bindings()
+        self._api_key_routes = ApiKeyRoutes(bindings)
+        self._ai_token_routes = AiTokenRoutes(bindings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -103,9 +108,15 @@ class Authentication:
                     401, "UNAUTHENTICATED", f"unsupported authorization scheme {scheme!r}"
                 )
             key = credentials.strip()
+            if key.startswith(AI_TOKEN_PREFIX):
+                caller = await resolve_ai_token(request, key)
+                self._ai_token_routes.check(request.method, request.url.path)
+                return caller, None
             if not key.startswith(API_KEY_PREFIX):
                 raise EdgeError(
-                    401, "UNAUTHENTICATED", "the only bearer tokens accepted are API keys"
+                    401,
+                    "UNAUTHENTICATED",
+                    "the only bearer tokens accepted are API keys and AI tokens",
                 )
             caller, permissions = await resolve_api_key(request, key)
             self._api_key_routes.check(request.method, request.url.path, permissions)

@@ -43,8 +43,10 @@ class AuditRecorder:
             action=change.action,
             resource_type=change.resource_type,
             resource_id=change.resource_id,
-            input_hash=canonical_hash(change.request) if change.request is not None else "",
-            output_hash=canonical_hash(change.response) if change.response is not None else "",
+            input_hash=change.input_hash
+            or (canonical_hash(change.request) if change.request is not None else ""),
+            output_hash=change.output_hash
+            or (canonical_hash(change.response) if change.response is not None else ""),
             ip=principal.ip or ctx.ip,
             user_agent=principal.user_agent or ctx.user_agent,
             decision_id=change.decision_id,

@@ -25,3 +25,7 @@ class Change:
     response: Message | None = None
     diff: dict[str, object] = field(default_factory=dict)
     decision_id: str = ""
+    # Hashes computed by the caller (hex sha256 of what it defines as the input and output, e.g.
+    # an AI invocation's canonical JSON, I4); they win over the hashes of `request` / `response`.
+    input_hash: str = ""
+    output_hash: str = ""

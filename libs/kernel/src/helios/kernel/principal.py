@@ -86,10 +86,16 @@ class AssertionSigner:
 
 
 class AssertionVerifier:
-    """Verifies assertions with identity's published public key(s)."""
+    """Verifies assertions with identity's published public key(s), and with the AI broker's
+    `ai_keys`, whose assertions are accepted only for AI principals (I2: a broker can never
+    speak for a person directly)."""
 
-    def __init__(self, keys: list[Ed25519PublicKey]) -> None:
+    def __init__(
+        self, keys: list[Ed25519PublicKey], ai_keys: list[Ed25519PublicKey] | None = None
+    ) -> None:
         self._keys = {key_id_of(key): key for key in keys}
+        self._ai_key_ids = frozenset(key_id_of(key) for key in ai_keys or ())
+        self._keys.update({key_id_of(key): key for key in ai_keys or ()})
 
     def verify(
         self, assertion: principal_pb2.PrincipalAssertion, now: dt.datetime | None = None
@@ -112,4 +118,9 @@ class AssertionVerifier:
             raise UnauthenticatedError("principal assertion has expired")
         if claims.issued_at.ToDatetime(dt.UTC) > moment + _CLOCK_SKEW:
             raise UnauthenticatedError("principal assertion is not yet valid")
+        if (
+            claims.key_id in self._ai_key_ids
+            and claims.principal.actor_type != principal_pb2.ACTOR_TYPE_AI
+        ):
+            raise UnauthenticatedError("this key may sign AI principals only")
         return claims.principal

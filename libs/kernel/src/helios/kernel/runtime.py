@@ -31,8 +31,13 @@ def cert_files(settings: KernelSettings) -> CertFiles:
 
 
 def verifier_from(settings: KernelSettings) -> AssertionVerifier:
-    """A verifier of principal assertions with the configured public key."""
-    return AssertionVerifier([load_public_key(settings.principal_public_key_file)])
+    """A verifier of principal assertions with the configured public keys (the AI broker's for
+    AI principals only)."""
+    ai_key = settings.ai_principal_public_key_file
+    return AssertionVerifier(
+        [load_public_key(settings.principal_public_key_file)],
+        [load_public_key(ai_key)] if ai_key is not None else None,
+    )
 
 
 class ProcessRuntime(Protocol):

@@ -29,11 +29,21 @@ class KernelSettings(BaseSettings):
     principal_public_key_file: Path = Field(
         description="PEM Ed25519 public key that verifies principal assertions"
     )
+    ai_principal_public_key_file: Path | None = Field(
+        default=None,
+        description="PEM Ed25519 public key of the AI broker: verifies AI principals only",
+    )
 
-    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file", "principal_public_key_file")
+    @field_validator(
+        "tls_ca_file",
+        "tls_cert_file",
+        "tls_key_file",
+        "principal_public_key_file",
+        "ai_principal_public_key_file",
+    )
     @classmethod
-    def _must_exist(cls, value: Path) -> Path:
-        if not value.is_file():
+    def _must_exist(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
             raise ValueError(f"file not found: {value}")
         return value
 

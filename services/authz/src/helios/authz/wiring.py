@@ -39,7 +39,13 @@ def wire(settings: AuthzSettings) -> ServiceRuntime:
     recorder = AuditRecorder(NAME, tables.outbox)
     uow = postgres_unit_of_work(runtime.sessions, recorder, _now, on_commit=runtime.relay.notify)
     log = BatchedDecisionLog(runtime.sessions)
-    services = AuthzServices.build(uow, log, _now, cache_ttl=settings.decision_cache_ttl_seconds)
+    services = AuthzServices.build(
+        uow,
+        log,
+        _now,
+        product_services=frozenset(settings.product_services),
+        cache_ttl=settings.decision_cache_ttl_seconds,
+    )
     servicer = AuthzServicer(services)
     runtime.grpc.add_service(
         authz_pb2.DESCRIPTOR.services_by_name["AuthzService"].full_name,

@@ -18,11 +18,17 @@ _DECLARED: dict[str, tuple[str, bool, tuple[authz_pb2.Scope.ValueType, ...]]] = 
     "ai.session.revoke": ("End AI sessions", False, _ALL),
     "ai.session.list": ("List AI sessions", False, _ALL),
     "ai.action.register": ("Register the actions a service performs for AIs", False, _ANY),
-    "ai.action.list": ("See the actions AIs can perform", False, _ANY),
+    "ai.action.list": ("See the actions AIs can perform", False, _ALL),
     "ai.action.invoke": ("Run an action through one's own AI session", False, _OWN),
     "ai.invocation.confirm": ("Confirm an AI's parked action, as its delegator", False, _OWN),
     "ai.invocation.reject": ("Refuse an AI's parked action, as its delegator", False, _OWN),
     "ai.invocation.read": ("See an AI invocation, its state and output", False, _ALL),
+    "ai.prompt.build": ("Assemble a broker system prompt around one's text", False, _OWN),
+    "ai.invocation.replay": (
+        "Re-run a recorded read-only AI invocation to check its output hash",
+        False,
+        _ALL,
+    ),
 }
 
 AI_BROKER_PERMISSIONS: tuple[authz_pb2.PermissionDefinition, ...] = tuple(

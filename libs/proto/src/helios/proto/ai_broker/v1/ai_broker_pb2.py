@@ -26,10 +26,11 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from helios.proto.common.v1 import principal_pb2 as helios_dot_proto_dot_common_dot_v1_dot_principal__pb2
 from helios.proto.options.v1 import options_pb2 as helios_dot_proto_dot_options_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)helios/proto/ai_broker/v1/ai_broker.proto\x12\x19helios.proto.ai_broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%helios/proto/options/v1/options.proto\"\xb2\x03\n\tAiSession\x12\x15\n\rai_session_id\x18\x01 \x01(\t\x12\x0e\n\x06org_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x13\n\x0bpermissions\x18\x05 \x03(\t\x12\x38\n\x05state\x18\x06 \x01(\x0e\x32).helios.proto.ai_broker.v1.AiSessionState\x12\x14\n\x0ctoken_prefix\x18\x07 \x01(\t\x12\x1d\n\x15rate_limit_per_minute\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrevoked_by\x18\x0c \x01(\t\x12\x31\n\rlast_use_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\x16\x43reateAiSessionRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x13\n\x0bpermissions\x18\x03 \x03(\t\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"e\n\x17\x43reateAiSessionResponse\x12\x35\n\x07session\x18\x01 \x01(\x0b\x32$.helios.proto.ai_broker.v1.AiSession\x12\x13\n\x05token\x18\x02 \x01(\tB\x04\x90\xb5\x18\x01\"?\n\x16RevokeAiSessionRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x15\n\rai_session_id\x18\x02 \x01(\t\"P\n\x17RevokeAiSessionResponse\x12\x35\n\x07session\x18\x01 \x01(\x0b\x32$.helios.proto.ai_broker.v1.AiSession\"y\n\x15ListAiSessionsRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x18\n\x10include_inactive\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"i\n\x16ListAiSessionsResponse\x12\x36\n\x08sessions\x18\x01 \x03(\x0b\x32$.helios.proto.ai_broker.v1.AiSession\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbd\x01\n\x10\x41\x63tionDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\npermission\x18\x03 \x01(\t\x12-\n\x0cinput_schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rtarget_method\x18\x05 \x01(\t\x12\x12\n\nai_allowed\x18\x06 \x01(\x08\x12\x18\n\x10summary_template\x18\x07 \x01(\t\"\x9e\x01\n\x06\x41\x63tion\x12?\n\ndefinition\x18\x01 \x01(\x0b\x32+.helios.proto.ai_broker.v1.ActionDefinition\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x11\n\tdangerous\x18\x03 \x01(\x08\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x16RegisterActionsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12<\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32+.helios.proto.ai_broker.v1.ActionDefinition\"\\\n\x17RegisterActionsResponse\x12\x13\n\x0b\x61\x64\x64\x65\x64_names\x18\x01 \x03(\t\x12\x15\n\rchanged_names\x18\x02 \x03(\t\x12\x15\n\rremoved_names\x18\x03 \x03(\t\"d\n\x12ListActionsRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x17\n\x0f\x61i_allowed_only\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"b\n\x13ListActionsResponse\x12\x32\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32!.helios.proto.ai_broker.v1.Action\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"p\n\x14\x43onfirmationRequired\x12\x17\n\x0f\x63onfirmation_id\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x04\n\nInvocation\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06org_id\x18\x02 \x01(\t\x12\x15\n\rai_session_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x39\n\x05state\x18\x06 \x01(\x0e\x32*.helios.proto.ai_broker.v1.InvocationState\x12&\n\x05input\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ninput_hash\x18\x08 \x01(\t\x12\'\n\x06output\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0boutput_hash\x18\n \x01(\t\x12\x11\n\tdangerous\x18\x0b \x01(\x08\x12\x45\n\x0c\x63onfirmation\x18\x0c \x01(\x0b\x32/.helios.proto.ai_broker.v1.ConfirmationRequired\x12\x13\n\x0b\x64\x65\x63ision_id\x18\r \x01(\t\x12\x12\n\ndecided_by\x18\x0e \x01(\t\x12\x12\n\nerror_code\x18\x0f \x01(\t\x12\x15\n\rerror_message\x18\x10 \x01(\t\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\rInvokeRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12&\n\x05input\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1a\n\x12system_prompt_hash\x18\x04 \x01(\t\"\xec\x01\n\x0eInvokeResponse\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12)\n\x06output\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12P\n\x15\x63onfirmation_required\x18\x03 \x01(\x0b\x32/.helios.proto.ai_broker.v1.ConfirmationRequiredH\x00\x12\x12\n\ninput_hash\x18\x04 \x01(\t\x12\x13\n\x0boutput_hash\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x06 \x01(\tB\x08\n\x06result\"\x8b\x01\n\x18\x43onfirmInvocationRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onfirmation_id\x18\x03 \x01(\t\x12\x12\n\ninput_hash\x18\x04 \x01(\t\x12\x1b\n\rstep_up_token\x18\x05 \x01(\tB\x04\x90\xb5\x18\x01\"V\n\x19\x43onfirmInvocationResponse\x12\x39\n\ninvocation\x18\x01 \x01(\x0b\x32%.helios.proto.ai_broker.v1.Invocation\"i\n\x17RejectInvocationRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onfirmation_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"U\n\x18RejectInvocationResponse\x12\x39\n\ninvocation\x18\x01 \x01(\x0b\x32%.helios.proto.ai_broker.v1.Invocation\"=\n\x14GetInvocationRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\"R\n\x15GetInvocationResponse\x12\x39\n\ninvocation\x18\x01 \x01(\x0b\x32%.helios.proto.ai_broker.v1.Invocation*\x8b\x01\n\x0e\x41iSessionState\x12 \n\x1c\x41I_SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41I_SESSION_STATE_ACTIVE\x10\x01\x12\x1c\n\x18\x41I_SESSION_STATE_EXPIRED\x10\x02\x12\x1c\n\x18\x41I_SESSION_STATE_REVOKED\x10\x03*\xf6\x01\n\x0fInvocationState\x12 \n\x1cINVOCATION_STATE_UNSPECIFIED\x10\x00\x12)\n%INVOCATION_STATE_PENDING_CONFIRMATION\x10\x01\x12\x1c\n\x18INVOCATION_STATE_RUNNING\x10\x02\x12\x1e\n\x1aINVOCATION_STATE_SUCCEEDED\x10\x03\x12\x1b\n\x17INVOCATION_STATE_FAILED\x10\x04\x12\x1d\n\x19INVOCATION_STATE_REJECTED\x10\x05\x12\x1c\n\x18INVOCATION_STATE_EXPIRED\x10\x06\x32\xe4\x0c\n\x0f\x41iBrokerService\x12\xaf\x01\n\x0f\x43reateAiSession\x12\x31.helios.proto.ai_broker.v1.CreateAiSessionRequest\x1a\x32.helios.proto.ai_broker.v1.CreateAiSessionResponse\"5\x8a\xb5\x18\x13\n\x11\x61i.session.create\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/ai/sessions:\x01*\x12\xc6\x01\n\x0fRevokeAiSession\x12\x31.helios.proto.ai_broker.v1.RevokeAiSessionRequest\x1a\x32.helios.proto.ai_broker.v1.RevokeAiSessionResponse\"L\x8a\xb5\x18\x13\n\x11\x61i.session.revoke\x82\xd3\xe4\x93\x02/\"*/api/v1/ai/sessions/{ai_session_id}:revoke:\x01*\x12\xa7\x01\n\x0eListAiSessions\x12\x30.helios.proto.ai_broker.v1.ListAiSessionsRequest\x1a\x31.helios.proto.ai_broker.v1.ListAiSessionsResponse\"0\x8a\xb5\x18\x11\n\x0f\x61i.session.list\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/ai/sessions\x12\x92\x01\n\x0fRegisterActions\x12\x31.helios.proto.ai_broker.v1.RegisterActionsRequest\x1a\x32.helios.proto.ai_broker.v1.RegisterActionsResponse\"\x18\x8a\xb5\x18\x14\n\x12\x61i.action.register\x12\x9c\x01\n\x0bListActions\x12-.helios.proto.ai_broker.v1.ListActionsRequest\x1a..helios.proto.ai_broker.v1.ListActionsResponse\".\x8a\xb5\x18\x10\n\x0e\x61i.action.list\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/ai/actions\x12\x91\x01\n\x06Invoke\x12(.helios.proto.ai_broker.v1.InvokeRequest\x1a).helios.proto.ai_broker.v1.InvokeResponse\"2\x8a\xb5\x18\x12\n\x10\x61i.action.invoke\x82\xd3\xe4\x93\x02\x16\"\x11/api/v1/ai/invoke:\x01*\x12\xd4\x01\n\x11\x43onfirmInvocation\x12\x33.helios.proto.ai_broker.v1.ConfirmInvocationRequest\x1a\x34.helios.proto.ai_broker.v1.ConfirmInvocationResponse\"T\x8a\xb5\x18\x17\n\x15\x61i.invocation.confirm\x82\xd3\xe4\x93\x02\x33\"./api/v1/ai/invocations/{invocation_id}:confirm:\x01*\x12\xcf\x01\n\x10RejectInvocation\x12\x32.helios.proto.ai_broker.v1.RejectInvocationRequest\x1a\x33.helios.proto.ai_broker.v1.RejectInvocationResponse\"R\x8a\xb5\x18\x16\n\x14\x61i.invocation.reject\x82\xd3\xe4\x93\x02\x32\"-/api/v1/ai/invocations/{invocation_id}:reject:\x01*\x12\xba\x01\n\rGetInvocation\x12/.helios.proto.ai_broker.v1.GetInvocationRequest\x1a\x30.helios.proto.ai_broker.v1.GetInvocationResponse\"F\x8a\xb5\x18\x14\n\x12\x61i.invocation.read\x82\xd3\xe4\x93\x02(\x12&/api/v1/ai/invocations/{invocation_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)helios/proto/ai_broker/v1/ai_broker.proto\x12\x19helios.proto.ai_broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&helios/proto/common/v1/principal.proto\x1a%helios/proto/options/v1/options.proto\"\xb2\x03\n\tAiSession\x12\x15\n\rai_session_id\x18\x01 \x01(\t\x12\x0e\n\x06org_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x13\n\x0bpermissions\x18\x05 \x03(\t\x12\x38\n\x05state\x18\x06 \x01(\x0e\x32).helios.proto.ai_broker.v1.AiSessionState\x12\x14\n\x0ctoken_prefix\x18\x07 \x01(\t\x12\x1d\n\x15rate_limit_per_minute\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrevoked_by\x18\x0c \x01(\t\x12\x31\n\rlast_use_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\x16\x43reateAiSessionRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x13\n\x0bpermissions\x18\x03 \x03(\t\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"e\n\x17\x43reateAiSessionResponse\x12\x35\n\x07session\x18\x01 \x01(\x0b\x32$.helios.proto.ai_broker.v1.AiSession\x12\x13\n\x05token\x18\x02 \x01(\tB\x04\x90\xb5\x18\x01\"?\n\x16RevokeAiSessionRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x15\n\rai_session_id\x18\x02 \x01(\t\"P\n\x17RevokeAiSessionResponse\x12\x35\n\x07session\x18\x01 \x01(\x0b\x32$.helios.proto.ai_broker.v1.AiSession\"y\n\x15ListAiSessionsRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x18\n\x10include_inactive\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"i\n\x16ListAiSessionsResponse\x12\x36\n\x08sessions\x18\x01 \x03(\x0b\x32$.helios.proto.ai_broker.v1.AiSession\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbd\x01\n\x10\x41\x63tionDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\npermission\x18\x03 \x01(\t\x12-\n\x0cinput_schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rtarget_method\x18\x05 \x01(\t\x12\x12\n\nai_allowed\x18\x06 \x01(\x08\x12\x18\n\x10summary_template\x18\x07 \x01(\t\"\x9e\x01\n\x06\x41\x63tion\x12?\n\ndefinition\x18\x01 \x01(\x0b\x32+.helios.proto.ai_broker.v1.ActionDefinition\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x11\n\tdangerous\x18\x03 \x01(\x08\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x16RegisterActionsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12<\n\x07\x61\x63tions\x18\x02 \x03(\x0b\x32+.helios.proto.ai_broker.v1.ActionDefinition\"\\\n\x17RegisterActionsResponse\x12\x13\n\x0b\x61\x64\x64\x65\x64_names\x18\x01 \x03(\t\x12\x15\n\rchanged_names\x18\x02 \x03(\t\x12\x15\n\rremoved_names\x18\x03 \x03(\t\"d\n\x12ListActionsRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x17\n\x0f\x61i_allowed_only\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"b\n\x13ListActionsResponse\x12\x32\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32!.helios.proto.ai_broker.v1.Action\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"p\n\x14\x43onfirmationRequired\x12\x17\n\x0f\x63onfirmation_id\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x04\n\nInvocation\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12\x0e\n\x06org_id\x18\x02 \x01(\t\x12\x15\n\rai_session_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x39\n\x05state\x18\x06 \x01(\x0e\x32*.helios.proto.ai_broker.v1.InvocationState\x12&\n\x05input\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ninput_hash\x18\x08 \x01(\t\x12\'\n\x06output\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0boutput_hash\x18\n \x01(\t\x12\x11\n\tdangerous\x18\x0b \x01(\x08\x12\x45\n\x0c\x63onfirmation\x18\x0c \x01(\x0b\x32/.helios.proto.ai_broker.v1.ConfirmationRequired\x12\x13\n\x0b\x64\x65\x63ision_id\x18\r \x01(\t\x12\x12\n\ndecided_by\x18\x0e \x01(\t\x12\x12\n\nerror_code\x18\x0f \x01(\t\x12\x15\n\rerror_message\x18\x10 \x01(\t\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\rInvokeRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12&\n\x05input\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1a\n\x12system_prompt_hash\x18\x04 \x01(\t\"\xec\x01\n\x0eInvokeResponse\x12\x15\n\rinvocation_id\x18\x01 \x01(\t\x12)\n\x06output\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12P\n\x15\x63onfirmation_required\x18\x03 \x01(\x0b\x32/.helios.proto.ai_broker.v1.ConfirmationRequiredH\x00\x12\x12\n\ninput_hash\x18\x04 \x01(\t\x12\x13\n\x0boutput_hash\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x06 \x01(\tB\x08\n\x06result\"\x8b\x01\n\x18\x43onfirmInvocationRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onfirmation_id\x18\x03 \x01(\t\x12\x12\n\ninput_hash\x18\x04 \x01(\t\x12\x1b\n\rstep_up_token\x18\x05 \x01(\tB\x04\x90\xb5\x18\x01\"V\n\x19\x43onfirmInvocationResponse\x12\x39\n\ninvocation\x18\x01 \x01(\x0b\x32%.helios.proto.ai_broker.v1.Invocation\"i\n\x17RejectInvocationRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onfirmation_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"U\n\x18RejectInvocationResponse\x12\x39\n\ninvocation\x18\x01 \x01(\x0b\x32%.helios.proto.ai_broker.v1.Invocation\"=\n\x14GetInvocationRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\"R\n\x15GetInvocationResponse\x12\x39\n\ninvocation\x18\x01 \x01(\x0b\x32%.helios.proto.ai_broker.v1.Invocation\",\n\x15ResolveAiTokenRequest\x12\x13\n\x05token\x18\x01 \x01(\tB\x04\x90\xb5\x18\x01\"\xc1\x01\n\x16ResolveAiTokenResponse\x12\x34\n\tprincipal\x18\x01 \x01(\x0b\x32!.helios.proto.common.v1.Principal\x12=\n\tassertion\x18\x02 \x01(\x0b\x32*.helios.proto.common.v1.PrincipalAssertion\x12\x13\n\x0bpermissions\x18\x03 \x03(\t\x12\x1d\n\x15rate_limit_per_minute\x18\x04 \x01(\x05\"T\n\x12\x42uildPromptRequest\x12\x13\n\x0bprompt_name\x18\x01 \x01(\t\x12\x16\n\x0eprompt_version\x18\x02 \x01(\t\x12\x11\n\tuser_text\x18\x03 \x01(\t\"l\n\x13\x42uildPromptResponse\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x1a\n\x12system_prompt_hash\x18\x02 \x01(\t\x12\x16\n\x0eprompt_version\x18\x03 \x01(\t\x12\x11\n\tdelimiter\x18\x04 \x01(\t\";\n\x12ReplayCheckRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x15\n\rinvocation_id\x18\x02 \x01(\t\"b\n\x13ReplayCheckResponse\x12\x1c\n\x14recorded_output_hash\x18\x01 \x01(\t\x12\x1c\n\x14replayed_output_hash\x18\x02 \x01(\t\x12\x0f\n\x07matches\x18\x03 \x01(\x08*\x8b\x01\n\x0e\x41iSessionState\x12 \n\x1c\x41I_SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41I_SESSION_STATE_ACTIVE\x10\x01\x12\x1c\n\x18\x41I_SESSION_STATE_EXPIRED\x10\x02\x12\x1c\n\x18\x41I_SESSION_STATE_REVOKED\x10\x03*\xf6\x01\n\x0fInvocationState\x12 \n\x1cINVOCATION_STATE_UNSPECIFIED\x10\x00\x12)\n%INVOCATION_STATE_PENDING_CONFIRMATION\x10\x01\x12\x1c\n\x18INVOCATION_STATE_RUNNING\x10\x02\x12\x1e\n\x1aINVOCATION_STATE_SUCCEEDED\x10\x03\x12\x1b\n\x17INVOCATION_STATE_FAILED\x10\x04\x12\x1d\n\x19INVOCATION_STATE_REJECTED\x10\x05\x12\x1c\n\x18INVOCATION_STATE_EXPIRED\x10\x06\x32\xd4\x10\n\x0f\x41iBrokerService\x12\xaf\x01\n\x0f\x43reateAiSession\x12\x31.helios.proto.ai_broker.v1.CreateAiSessionRequest\x1a\x32.helios.proto.ai_broker.v1.CreateAiSessionResponse\"5\x8a\xb5\x18\x13\n\x11\x61i.session.create\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/ai/sessions:\x01*\x12\xc6\x01\n\x0fRevokeAiSession\x12\x31.helios.proto.ai_broker.v1.RevokeAiSessionRequest\x1a\x32.helios.proto.ai_broker.v1.RevokeAiSessionResponse\"L\x8a\xb5\x18\x13\n\x11\x61i.session.revoke\x82\xd3\xe4\x93\x02/\"*/api/v1/ai/sessions/{ai_session_id}:revoke:\x01*\x12\xa7\x01\n\x0eListAiSessions\x12\x30.helios.proto.ai_broker.v1.ListAiSessionsRequest\x1a\x31.helios.proto.ai_broker.v1.ListAiSessionsResponse\"0\x8a\xb5\x18\x11\n\x0f\x61i.session.list\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/ai/sessions\x12\x92\x01\n\x0fRegisterActions\x12\x31.helios.proto.ai_broker.v1.RegisterActionsRequest\x1a\x32.helios.proto.ai_broker.v1.RegisterActionsResponse\"\x18\x8a\xb5\x18\x14\n\x12\x61i.action.register\x12\x9c\x01\n\x0bListActions\x12-.helios.proto.ai_broker.v1.ListActionsRequest\x1a..helios.proto.ai_broker.v1.ListActionsResponse\".\x8a\xb5\x18\x10\n\x0e\x61i.action.list\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/ai/actions\x12\x91\x01\n\x06Invoke\x12(.helios.proto.ai_broker.v1.InvokeRequest\x1a).helios.proto.ai_broker.v1.InvokeResponse\"2\x8a\xb5\x18\x12\n\x10\x61i.action.invoke\x82\xd3\xe4\x93\x02\x16\"\x11/api/v1/ai/invoke:\x01*\x12\xd4\x01\n\x11\x43onfirmInvocation\x12\x33.helios.proto.ai_broker.v1.ConfirmInvocationRequest\x1a\x34.helios.proto.ai_broker.v1.ConfirmInvocationResponse\"T\x8a\xb5\x18\x17\n\x15\x61i.invocation.confirm\x82\xd3\xe4\x93\x02\x33\"./api/v1/ai/invocations/{invocation_id}:confirm:\x01*\x12\xcf\x01\n\x10RejectInvocation\x12\x32.helios.proto.ai_broker.v1.RejectInvocationRequest\x1a\x33.helios.proto.ai_broker.v1.RejectInvocationResponse\"R\x8a\xb5\x18\x16\n\x14\x61i.invocation.reject\x82\xd3\xe4\x93\x02\x32\"-/api/v1/ai/invocations/{invocation_id}:reject:\x01*\x12\xba\x01\n\rGetInvocation\x12/.helios.proto.ai_broker.v1.GetInvocationRequest\x1a\x30.helios.proto.ai_broker.v1.GetInvocationResponse\"F\x8a\xb5\x18\x14\n\x12\x61i.invocation.read\x82\xd3\xe4\x93\x02(\x12&/api/v1/ai/invocations/{invocation_id}\x12}\n\x0eResolveAiToken\x12\x30.helios.proto.ai_broker.v1.ResolveAiTokenRequest\x1a\x31.helios.proto.ai_broker.v1.ResolveAiTokenResponse\"\x06\x8a\xb5\x18\x02\x10\x01\x12\xa6\x01\n\x0b\x42uildPrompt\x12-.helios.proto.ai_broker.v1.BuildPromptRequest\x1a..helios.proto.ai_broker.v1.BuildPromptResponse\"8\x8a\xb5\x18\x11\n\x0f\x61i.prompt.build\x82\xd3\xe4\x93\x02\x1d\"\x18/api/v1/ai/prompts:build:\x01*\x12\xc5\x01\n\x0bReplayCheck\x12-.helios.proto.ai_broker.v1.ReplayCheckRequest\x1a..helios.proto.ai_broker.v1.ReplayCheckResponse\"W\x8a\xb5\x18\x16\n\x14\x61i.invocation.replay\x82\xd3\xe4\x93\x02\x37\"2/api/v1/ai/invocations/{invocation_id}:replayCheck:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEAISESSIONRESPONSE'].fields_by_name['token']._serialized_options = b'\220\265\030\001'
   _globals['_CONFIRMINVOCATIONREQUEST'].fields_by_name['step_up_token']._loaded_options = None
   _globals['_CONFIRMINVOCATIONREQUEST'].fields_by_name['step_up_token']._serialized_options = b'\220\265\030\001'
+  _globals['_RESOLVEAITOKENREQUEST'].fields_by_name['token']._loaded_options = None
+  _globals['_RESOLVEAITOKENREQUEST'].fields_by_name['token']._serialized_options = b'\220\265\030\001'
   _globals['_AIBROKERSERVICE'].methods_by_name['CreateAiSession']._loaded_options = None
   _globals['_AIBROKERSERVICE'].methods_by_name['CreateAiSession']._serialized_options = b'\212\265\030\023\n\021ai.session.create\202\323\344\223\002\030\"\023/api/v1/ai/sessions:\001*'
   _globals['_AIBROKERSERVICE'].methods_by_name['RevokeAiSession']._loaded_options = None
@@ -58,56 +61,74 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AIBROKERSERVICE'].methods_by_name['RejectInvocation']._serialized_options = b'\212\265\030\026\n\024ai.invocation.reject\202\323\344\223\0022\"-/api/v1/ai/invocations/{invocation_id}:reject:\001*'
   _globals['_AIBROKERSERVICE'].methods_by_name['GetInvocation']._loaded_options = None
   _globals['_AIBROKERSERVICE'].methods_by_name['GetInvocation']._serialized_options = b'\212\265\030\024\n\022ai.invocation.read\202\323\344\223\002(\022&/api/v1/ai/invocations/{invocation_id}'
-  _globals['_AISESSIONSTATE']._serialized_start=3634
-  _globals['_AISESSIONSTATE']._serialized_end=3773
-  _globals['_INVOCATIONSTATE']._serialized_start=3776
-  _globals['_INVOCATIONSTATE']._serialized_end=4022
-  _globals['_AISESSION']._serialized_start=237
-  _globals['_AISESSION']._serialized_end=671
-  _globals['_CREATEAISESSIONREQUEST']._serialized_start=673
-  _globals['_CREATEAISESSIONREQUEST']._serialized_end=791
-  _globals['_CREATEAISESSIONRESPONSE']._serialized_start=793
-  _globals['_CREATEAISESSIONRESPONSE']._serialized_end=894
-  _globals['_REVOKEAISESSIONREQUEST']._serialized_start=896
-  _globals['_REVOKEAISESSIONREQUEST']._serialized_end=959
-  _globals['_REVOKEAISESSIONRESPONSE']._serialized_start=961
-  _globals['_REVOKEAISESSIONRESPONSE']._serialized_end=1041
-  _globals['_LISTAISESSIONSREQUEST']._serialized_start=1043
-  _globals['_LISTAISESSIONSREQUEST']._serialized_end=1164
-  _globals['_LISTAISESSIONSRESPONSE']._serialized_start=1166
-  _globals['_LISTAISESSIONSRESPONSE']._serialized_end=1271
-  _globals['_ACTIONDEFINITION']._serialized_start=1274
-  _globals['_ACTIONDEFINITION']._serialized_end=1463
-  _globals['_ACTION']._serialized_start=1466
-  _globals['_ACTION']._serialized_end=1624
-  _globals['_REGISTERACTIONSREQUEST']._serialized_start=1626
-  _globals['_REGISTERACTIONSREQUEST']._serialized_end=1729
-  _globals['_REGISTERACTIONSRESPONSE']._serialized_start=1731
-  _globals['_REGISTERACTIONSRESPONSE']._serialized_end=1823
-  _globals['_LISTACTIONSREQUEST']._serialized_start=1825
-  _globals['_LISTACTIONSREQUEST']._serialized_end=1925
-  _globals['_LISTACTIONSRESPONSE']._serialized_start=1927
-  _globals['_LISTACTIONSRESPONSE']._serialized_end=2025
-  _globals['_CONFIRMATIONREQUIRED']._serialized_start=2027
-  _globals['_CONFIRMATIONREQUIRED']._serialized_end=2139
-  _globals['_INVOCATION']._serialized_start=2142
-  _globals['_INVOCATION']._serialized_end=2704
-  _globals['_INVOKEREQUEST']._serialized_start=2706
-  _globals['_INVOKEREQUEST']._serialized_end=2821
-  _globals['_INVOKERESPONSE']._serialized_start=2824
-  _globals['_INVOKERESPONSE']._serialized_end=3060
-  _globals['_CONFIRMINVOCATIONREQUEST']._serialized_start=3063
-  _globals['_CONFIRMINVOCATIONREQUEST']._serialized_end=3202
-  _globals['_CONFIRMINVOCATIONRESPONSE']._serialized_start=3204
-  _globals['_CONFIRMINVOCATIONRESPONSE']._serialized_end=3290
-  _globals['_REJECTINVOCATIONREQUEST']._serialized_start=3292
-  _globals['_REJECTINVOCATIONREQUEST']._serialized_end=3397
-  _globals['_REJECTINVOCATIONRESPONSE']._serialized_start=3399
-  _globals['_REJECTINVOCATIONRESPONSE']._serialized_end=3484
-  _globals['_GETINVOCATIONREQUEST']._serialized_start=3486
-  _globals['_GETINVOCATIONREQUEST']._serialized_end=3547
-  _globals['_GETINVOCATIONRESPONSE']._serialized_start=3549
-  _globals['_GETINVOCATIONRESPONSE']._serialized_end=3631
-  _globals['_AIBROKERSERVICE']._serialized_start=4025
-  _globals['_AIBROKERSERVICE']._serialized_end=5661
+  _globals['_AIBROKERSERVICE'].methods_by_name['ResolveAiToken']._loaded_options = None
+  _globals['_AIBROKERSERVICE'].methods_by_name['ResolveAiToken']._serialized_options = b'\212\265\030\002\020\001'
+  _globals['_AIBROKERSERVICE'].methods_by_name['BuildPrompt']._loaded_options = None
+  _globals['_AIBROKERSERVICE'].methods_by_name['BuildPrompt']._serialized_options = b'\212\265\030\021\n\017ai.prompt.build\202\323\344\223\002\035\"\030/api/v1/ai/prompts:build:\001*'
+  _globals['_AIBROKERSERVICE'].methods_by_name['ReplayCheck']._loaded_options = None
+  _globals['_AIBROKERSERVICE'].methods_by_name['ReplayCheck']._serialized_options = b'\212\265\030\026\n\024ai.invocation.replay\202\323\344\223\0027\"2/api/v1/ai/invocations/{invocation_id}:replayCheck:\001*'
+  _globals['_AISESSIONSTATE']._serialized_start=4273
+  _globals['_AISESSIONSTATE']._serialized_end=4412
+  _globals['_INVOCATIONSTATE']._serialized_start=4415
+  _globals['_INVOCATIONSTATE']._serialized_end=4661
+  _globals['_AISESSION']._serialized_start=277
+  _globals['_AISESSION']._serialized_end=711
+  _globals['_CREATEAISESSIONREQUEST']._serialized_start=713
+  _globals['_CREATEAISESSIONREQUEST']._serialized_end=831
+  _globals['_CREATEAISESSIONRESPONSE']._serialized_start=833
+  _globals['_CREATEAISESSIONRESPONSE']._serialized_end=934
+  _globals['_REVOKEAISESSIONREQUEST']._serialized_start=936
+  _globals['_REVOKEAISESSIONREQUEST']._serialized_end=999
+  _globals['_REVOKEAISESSIONRESPONSE']._serialized_start=1001
+  _globals['_REVOKEAISESSIONRESPONSE']._serialized_end=1081
+  _globals['_LISTAISESSIONSREQUEST']._serialized_start=1083
+  _globals['_LISTAISESSIONSREQUEST']._serialized_end=1204
+  _globals['_LISTAISESSIONSRESPONSE']._serialized_start=1206
+  _globals['_LISTAISESSIONSRESPONSE']._serialized_end=1311
+  _globals['_ACTIONDEFINITION']._serialized_start=1314
+  _globals['_ACTIONDEFINITION']._serialized_end=1503
+  _globals['_ACTION']._serialized_start=1506
+  _globals['_ACTION']._serialized_end=1664
+  _globals['_REGISTERACTIONSREQUEST']._serialized_start=1666
+  _globals['_REGISTERACTIONSREQUEST']._serialized_end=1769
+  _globals['_REGISTERACTIONSRESPONSE']._serialized_start=1771
+  _globals['_REGISTERACTIONSRESPONSE']._serialized_end=1863
+  _globals['_LISTACTIONSREQUEST']._serialized_start=1865
+  _globals['_LISTACTIONSREQUEST']._serialized_end=1965
+  _globals['_LISTACTIONSRESPONSE']._serialized_start=1967
+  _globals['_LISTACTIONSRESPONSE']._serialized_end=2065
+  _globals['_CONFIRMATIONREQUIRED']._serialized_start=2067
+  _globals['_CONFIRMATIONREQUIRED']._serialized_end=2179
+  _globals['_INVOCATION']._serialized_start=2182
+  _globals['_INVOCATION']._serialized_end=2744
+  _globals['_INVOKEREQUEST']._serialized_start=2746
+  _globals['_INVOKEREQUEST']._serialized_end=2861
+  _globals['_INVOKERESPONSE']._serialized_start=2864
+  _globals['_INVOKERESPONSE']._serialized_end=3100
+  _globals['_CONFIRMINVOCATIONREQUEST']._serialized_start=3103
+  _globals['_CONFIRMINVOCATIONREQUEST']._serialized_end=3242
+  _globals['_CONFIRMINVOCATIONRESPONSE']._serialized_start=3244
+  _globals['_CONFIRMINVOCATIONRESPONSE']._serialized_end=3330
+  _globals['_REJECTINVOCATIONREQUEST']._serialized_start=3332
+  _globals['_REJECTINVOCATIONREQUEST']._serialized_end=3437
+  _globals['_REJECTINVOCATIONRESPONSE']._serialized_start=3439
+  _globals['_REJECTINVOCATIONRESPONSE']._serialized_end=3524
+  _globals['_GETINVOCATIONREQUEST']._serialized_start=3526
+  _globals['_GETINVOCATIONREQUEST']._serialized_end=3587
+  _globals['_GETINVOCATIONRESPONSE']._serialized_start=3589
+  _globals['_GETINVOCATIONRESPONSE']._serialized_end=3671
+  _globals['_RESOLVEAITOKENREQUEST']._serialized_start=3673
+  _globals['_RESOLVEAITOKENREQUEST']._serialized_end=3717
+  _globals['_RESOLVEAITOKENRESPONSE']._serialized_start=3720
+  _globals['_RESOLVEAITOKENRESPONSE']._serialized_end=3913
+  _globals['_BUILDPROMPTREQUEST']._serialized_start=3915
+  _globals['_BUILDPROMPTREQUEST']._serialized_end=3999
+  _globals['_BUILDPROMPTRESPONSE']._serialized_start=4001
+  _globals['_BUILDPROMPTRESPONSE']._serialized_end=4109
+  _globals['_REPLAYCHECKREQUEST']._serialized_start=4111
+  _globals['_REPLAYCHECKREQUEST']._serialized_end=4170
+  _globals['_REPLAYCHECKRESPONSE']._serialized_start=4172
+  _globals['_REPLAYCHECKRESPONSE']._serialized_end=4270
+  _globals['_AIBROKERSERVICE']._serialized_start=4664
+  _globals['_AIBROKERSERVICE']._serialized_end=6796
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from helios.proto.common.v1 import principal_pb2 as _principal_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -970,3 +971,190 @@ class GetInvocationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetInvocationResponse: _TypeAlias = GetInvocationResponse  # noqa: Y015
+
+@_typing.final
+class ResolveAiTokenRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Tokens, prompts, replay
+    ---------------------------------------------------------------------------------------------
+
+    Input of ResolveAiToken.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The AI token presented as `Authorization: Bearer`."""
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveAiTokenRequest: _TypeAlias = ResolveAiTokenRequest  # noqa: Y015
+
+@_typing.final
+class ResolveAiTokenResponse(_message.Message):
+    """Output of ResolveAiToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    ASSERTION_FIELD_NUMBER: _builtins.int
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
+    RATE_LIMIT_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    rate_limit_per_minute: _builtins.int
+    """Invocations allowed per minute for this session."""
+    @_builtins.property
+    def principal(self) -> _principal_pb2.Principal:
+        """actor_type AI, actor_id the delegating user, session_id the AI session."""
+
+    @_builtins.property
+    def assertion(self) -> _principal_pb2.PrincipalAssertion:
+        """Signed by the broker's key, which verifiers accept for AI principals only."""
+
+    @_builtins.property
+    def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The session's narrowing (empty: every right of the user)."""
+
+    def __init__(
+        self,
+        *,
+        principal: _principal_pb2.Principal | None = ...,
+        assertion: _principal_pb2.PrincipalAssertion | None = ...,
+        permissions: _abc.Iterable[_builtins.str] | None = ...,
+        rate_limit_per_minute: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assertion", b"assertion", "principal", b"principal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assertion", b"assertion", "permissions", b"permissions", "principal", b"principal", "rate_limit_per_minute", b"rate_limit_per_minute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveAiTokenResponse: _TypeAlias = ResolveAiTokenResponse  # noqa: Y015
+
+@_typing.final
+class BuildPromptRequest(_message.Message):
+    """Input of BuildPrompt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROMPT_NAME_FIELD_NUMBER: _builtins.int
+    PROMPT_VERSION_FIELD_NUMBER: _builtins.int
+    USER_TEXT_FIELD_NUMBER: _builtins.int
+    prompt_name: _builtins.str
+    """Name of a system prompt the broker ships, e.g. `assistant`."""
+    prompt_version: _builtins.str
+    """Version of it; empty for the newest."""
+    user_text: _builtins.str
+    """Text from the user, placed inside the delimited block."""
+    def __init__(
+        self,
+        *,
+        prompt_name: _builtins.str = ...,
+        prompt_version: _builtins.str = ...,
+        user_text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["prompt_name", b"prompt_name", "prompt_version", b"prompt_version", "user_text", b"user_text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BuildPromptRequest: _TypeAlias = BuildPromptRequest  # noqa: Y015
+
+@_typing.final
+class BuildPromptResponse(_message.Message):
+    """Output of BuildPrompt."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROMPT_FIELD_NUMBER: _builtins.int
+    SYSTEM_PROMPT_HASH_FIELD_NUMBER: _builtins.int
+    PROMPT_VERSION_FIELD_NUMBER: _builtins.int
+    DELIMITER_FIELD_NUMBER: _builtins.int
+    prompt: _builtins.str
+    """The assembled prompt to send to the model."""
+    system_prompt_hash: _builtins.str
+    """Hex sha256 of the system prompt resource (pass it as Invoke's system_prompt_hash)."""
+    prompt_version: _builtins.str
+    """Version used."""
+    delimiter: _builtins.str
+    """The random delimiter of this prompt (for the caller's records)."""
+    def __init__(
+        self,
+        *,
+        prompt: _builtins.str = ...,
+        system_prompt_hash: _builtins.str = ...,
+        prompt_version: _builtins.str = ...,
+        delimiter: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delimiter", b"delimiter", "prompt", b"prompt", "prompt_version", b"prompt_version", "system_prompt_hash", b"system_prompt_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BuildPromptResponse: _TypeAlias = BuildPromptResponse  # noqa: Y015
+
+@_typing.final
+class ReplayCheckRequest(_message.Message):
+    """Input of ReplayCheck."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    INVOCATION_ID_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    """Org of the invocation."""
+    invocation_id: _builtins.str
+    """A SUCCEEDED invocation of a read-only (non-dangerous) action."""
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        invocation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invocation_id", b"invocation_id", "org_id", b"org_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayCheckRequest: _TypeAlias = ReplayCheckRequest  # noqa: Y015
+
+@_typing.final
+class ReplayCheckResponse(_message.Message):
+    """Output of ReplayCheck."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDED_OUTPUT_HASH_FIELD_NUMBER: _builtins.int
+    REPLAYED_OUTPUT_HASH_FIELD_NUMBER: _builtins.int
+    MATCHES_FIELD_NUMBER: _builtins.int
+    recorded_output_hash: _builtins.str
+    """The output hash recorded at the invocation."""
+    replayed_output_hash: _builtins.str
+    """The output hash of the re-run."""
+    matches: _builtins.bool
+    """Whether they are equal."""
+    def __init__(
+        self,
+        *,
+        recorded_output_hash: _builtins.str = ...,
+        replayed_output_hash: _builtins.str = ...,
+        matches: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matches", b"matches", "recorded_output_hash", b"recorded_output_hash", "replayed_output_hash", b"replayed_output_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayCheckResponse: _TypeAlias = ReplayCheckResponse  # noqa: Y015

@@ -84,6 +84,21 @@ class AiBrokerServiceStub:
                 request_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetInvocationRequest.SerializeToString,
                 response_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetInvocationResponse.FromString,
                 _registered_method=True)
+        self.ResolveAiToken = channel.unary_unary(
+                '/helios.proto.ai_broker.v1.AiBrokerService/ResolveAiToken',
+                request_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ResolveAiTokenRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ResolveAiTokenResponse.FromString,
+                _registered_method=True)
+        self.BuildPrompt = channel.unary_unary(
+                '/helios.proto.ai_broker.v1.AiBrokerService/BuildPrompt',
+                request_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.BuildPromptRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.BuildPromptResponse.FromString,
+                _registered_method=True)
+        self.ReplayCheck = channel.unary_unary(
+                '/helios.proto.ai_broker.v1.AiBrokerService/ReplayCheck',
+                request_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ReplayCheckRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ReplayCheckResponse.FromString,
+                _registered_method=True)
 
 
 class AiBrokerServiceServicer:
@@ -157,6 +172,28 @@ class AiBrokerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveAiToken(self, request, context):
+        """Turns an AI token into its AI principal and a signed assertion (gateway only, I1).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BuildPrompt(self, request, context):
+        """Assembles a system prompt of the broker (versioned package resource) around user text that
+        stays inside randomised delimiters; returns the prompt and its hash (I6).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayCheck(self, request, context):
+        """Re-runs a recorded read-only invocation and compares the output hash (I4).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AiBrokerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +241,21 @@ def add_AiBrokerServiceServicer_to_server(servicer, server):
                     servicer.GetInvocation,
                     request_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetInvocationRequest.FromString,
                     response_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetInvocationResponse.SerializeToString,
+            ),
+            'ResolveAiToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveAiToken,
+                    request_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ResolveAiTokenRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ResolveAiTokenResponse.SerializeToString,
+            ),
+            'BuildPrompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.BuildPrompt,
+                    request_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.BuildPromptRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.BuildPromptResponse.SerializeToString,
+            ),
+            'ReplayCheck': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayCheck,
+                    request_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ReplayCheckRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ReplayCheckResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -454,6 +506,87 @@ class AiBrokerService:
             '/helios.proto.ai_broker.v1.AiBrokerService/GetInvocation',
             helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetInvocationRequest.SerializeToString,
             helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetInvocationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveAiToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.ai_broker.v1.AiBrokerService/ResolveAiToken',
+            helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ResolveAiTokenRequest.SerializeToString,
+            helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ResolveAiTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BuildPrompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.ai_broker.v1.AiBrokerService/BuildPrompt',
+            helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.BuildPromptRequest.SerializeToString,
+            helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.BuildPromptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayCheck(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.ai_broker.v1.AiBrokerService/ReplayCheck',
+            helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ReplayCheckRequest.SerializeToString,
+            helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.ReplayCheckResponse.FromString,
             options,
             channel_credentials,
             insecure,

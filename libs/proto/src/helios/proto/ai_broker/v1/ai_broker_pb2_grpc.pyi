@@ -56,6 +56,14 @@ class AiBrokerServiceStub:
     """The delegating human refuses a parked invocation; it can never run afterwards."""
     GetInvocation: _grpc.UnaryUnaryMultiCallable[_ai_broker_pb2.GetInvocationRequest, _ai_broker_pb2.GetInvocationResponse]
     """One invocation with its state, hashes and (when finished) output."""
+    ResolveAiToken: _grpc.UnaryUnaryMultiCallable[_ai_broker_pb2.ResolveAiTokenRequest, _ai_broker_pb2.ResolveAiTokenResponse]
+    """Turns an AI token into its AI principal and a signed assertion (gateway only, I1)."""
+    BuildPrompt: _grpc.UnaryUnaryMultiCallable[_ai_broker_pb2.BuildPromptRequest, _ai_broker_pb2.BuildPromptResponse]
+    """Assembles a system prompt of the broker (versioned package resource) around user text that
+    stays inside randomised delimiters; returns the prompt and its hash (I6).
+    """
+    ReplayCheck: _grpc.UnaryUnaryMultiCallable[_ai_broker_pb2.ReplayCheckRequest, _ai_broker_pb2.ReplayCheckResponse]
+    """Re-runs a recorded read-only invocation and compares the output hash (I4)."""
 
 @_typing.type_check_only
 class AiBrokerServiceAsyncStub(AiBrokerServiceStub):
@@ -85,6 +93,14 @@ class AiBrokerServiceAsyncStub(AiBrokerServiceStub):
     """The delegating human refuses a parked invocation; it can never run afterwards."""
     GetInvocation: _aio.UnaryUnaryMultiCallable[_ai_broker_pb2.GetInvocationRequest, _ai_broker_pb2.GetInvocationResponse]  # type: ignore[assignment]
     """One invocation with its state, hashes and (when finished) output."""
+    ResolveAiToken: _aio.UnaryUnaryMultiCallable[_ai_broker_pb2.ResolveAiTokenRequest, _ai_broker_pb2.ResolveAiTokenResponse]  # type: ignore[assignment]
+    """Turns an AI token into its AI principal and a signed assertion (gateway only, I1)."""
+    BuildPrompt: _aio.UnaryUnaryMultiCallable[_ai_broker_pb2.BuildPromptRequest, _ai_broker_pb2.BuildPromptResponse]  # type: ignore[assignment]
+    """Assembles a system prompt of the broker (versioned package resource) around user text that
+    stays inside randomised delimiters; returns the prompt and its hash (I6).
+    """
+    ReplayCheck: _aio.UnaryUnaryMultiCallable[_ai_broker_pb2.ReplayCheckRequest, _ai_broker_pb2.ReplayCheckResponse]  # type: ignore[assignment]
+    """Re-runs a recorded read-only invocation and compares the output hash (I4)."""
 
 class AiBrokerServiceServicer(metaclass=_abc_1.ABCMeta):
     """Lets AI agents act for a user with at most that user's rights (DESIGN.md section 6, I1-I6):
@@ -165,5 +181,31 @@ class AiBrokerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ai_broker_pb2.GetInvocationResponse, _abc.Awaitable[_ai_broker_pb2.GetInvocationResponse]]:
         """One invocation with its state, hashes and (when finished) output."""
+
+    @_abc_1.abstractmethod
+    def ResolveAiToken(
+        self,
+        request: _ai_broker_pb2.ResolveAiTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ai_broker_pb2.ResolveAiTokenResponse, _abc.Awaitable[_ai_broker_pb2.ResolveAiTokenResponse]]:
+        """Turns an AI token into its AI principal and a signed assertion (gateway only, I1)."""
+
+    @_abc_1.abstractmethod
+    def BuildPrompt(
+        self,
+        request: _ai_broker_pb2.BuildPromptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ai_broker_pb2.BuildPromptResponse, _abc.Awaitable[_ai_broker_pb2.BuildPromptResponse]]:
+        """Assembles a system prompt of the broker (versioned package resource) around user text that
+        stays inside randomised delimiters; returns the prompt and its hash (I6).
+        """
+
+    @_abc_1.abstractmethod
+    def ReplayCheck(
+        self,
+        request: _ai_broker_pb2.ReplayCheckRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ai_broker_pb2.ReplayCheckResponse, _abc.Awaitable[_ai_broker_pb2.ReplayCheckResponse]]:
+        """Re-runs a recorded read-only invocation and compares the output hash (I4)."""
 
 def add_AiBrokerServiceServicer_to_server(servicer: AiBrokerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""An example product service built on Helios (not part of Helios): candidates and job offers."""

@@ -1,0 +1,1 @@
+"""The broker's gRPC handlers: proto in, use case, proto out."""

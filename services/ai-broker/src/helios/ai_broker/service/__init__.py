@@ -1,0 +1,1 @@
+"""The broker's use cases: AI sessions, the action registry, invocations, prompts."""

@@ -1,0 +1,1 @@
+"""The broker's PostgreSQL adapters: tables, migrations, the unit of work."""
