@@ -99,7 +99,7 @@ def test_i3_i4_a_dangerous_offer_runs_once_after_the_human_confirms_and_is_audit
     listing = agent.post(INVOKE, json={"action": LIST, "input": {}})
     assert listing.status_code == 200, listing.text
     candidates = listing.json()["output"]["candidates"]
-    candidate = next(c["candidate_id"] for c in candidates if c["owner_id"] == owner_id)
+    candidate = next(c["candidate_id"] for c in candidates if c.get("owner_id") == owner_id)
     offer = {"candidate_id": candidate, "salary": 70000, "currency": "EUR"}
     parked = agent.post(INVOKE, json={"action": OFFER, "input": offer})
     assert parked.status_code == 200, parked.text
