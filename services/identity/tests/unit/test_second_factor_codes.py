@@ -59,7 +59,7 @@ def test_a3_qr_code_is_a_standalone_svg() -> None:
 
 
 def test_a3_ten_distinct_backup_codes_hashed_per_user() -> None:
-    """A3: ten distinct `XXXXX-XXXXX` base32 codes; the hash ignores case, dashes and spaces
+    """A3: ten distinct base32 codes shaped `ABCDE-FGHIJ`; the hash ignores case, dashes and spaces
     and differs between users for the same code."""
     codes = new_backup_codes()
     assert len(codes) == 10

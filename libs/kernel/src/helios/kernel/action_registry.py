@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 import grpc
 
-from helios.kernel.clients import call_metadata, secure_channel
-from helios.kernel.retrying import retry_until_done
+from helios.kernel.clients import call_metadata
 from helios.kernel.server import BackgroundTask
+from helios.kernel.start_registration import CALL_TIMEOUT_SECONDS, start_registration_task
 from helios.kernel.tls import CertFiles
 from helios.proto.ai_broker.v1 import ai_broker_pb2, ai_broker_pb2_grpc
 
 __all__ = ["action_registration_task"]
 
 log = logging.getLogger(__name__)
-
-_CALL_TIMEOUT_SECONDS = 10.0
-# Refusals that say the definitions or the deployment are wrong: asking again cannot help.
-_DEPLOYMENT_BUGS = frozenset(
-    {
-        grpc.StatusCode.ALREADY_EXISTS,
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.PERMISSION_DENIED,
-    }
-)
 
 
 def action_registration_task(
@@ -44,34 +33,25 @@ def action_registration_task(
     bug: logged as an error once, not retried."""
     request = ai_broker_pb2.RegisterActionsRequest(service=name, actions=definitions)
 
-    async def attempt() -> None:
-        async with secure_channel(broker_target, certs) as channel:
-            stub = ai_broker_pb2_grpc.AiBrokerServiceStub(channel)
-            try:
-                reply = await stub.RegisterActions(
-                    request, timeout=_CALL_TIMEOUT_SECONDS, metadata=call_metadata()
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in _DEPLOYMENT_BUGS:
-                    raise
-                log.error(
-                    "the AI broker refused the action set: a deployment bug (a bad definition,"
-                    " an action never allowed to an AI, or a service the broker does not call);"
-                    " fix the definitions or the broker's HELIOS_ACTION_TARGETS, not retrying",
-                    extra={"service": name, "grpc_code": exc.code().name, "error": exc.details()},
-                )
-                return
-        log.info(
-            "AI actions registered",
-            extra={
-                "service": name,
-                "added": len(reply.added_names),
-                "changed": len(reply.changed_names),
-                "removed": len(reply.removed_names),
-            },
-        )
+    async def call(channel: grpc.aio.Channel) -> ai_broker_pb2.RegisterActionsResponse:
+        reply: ai_broker_pb2.RegisterActionsResponse = await ai_broker_pb2_grpc.AiBrokerServiceStub(
+            channel
+        ).RegisterActions(request, timeout=CALL_TIMEOUT_SECONDS, metadata=call_metadata())
+        return reply
 
-    async def run(stop: asyncio.Event) -> None:
-        await retry_until_done("registering the AI actions", attempt, stop, log)
-
-    return run
+    return start_registration_task(
+        "AI actions",
+        name,
+        broker_target,
+        certs,
+        call,
+        refused="the AI broker refused the action set: a deployment bug (a bad definition, an"
+        " action never allowed to an AI, or a service the broker does not call); fix the"
+        " definitions or the broker's HELIOS_ACTION_TARGETS, not retrying",
+        registered=lambda reply: {
+            "added": len(reply.added_names),
+            "changed": len(reply.changed_names),
+            "removed": len(reply.removed_names),
+        },
+        log=log,
+    )

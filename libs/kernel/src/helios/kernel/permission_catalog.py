@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
-from helios.kernel.clients import call_metadata, secure_channel
-from helios.kernel.retrying import retry_until_done
+from helios.kernel.clients import call_metadata
 from helios.kernel.server import BackgroundTask
+from helios.kernel.start_registration import CALL_TIMEOUT_SECONDS, start_registration_task
 from helios.kernel.tls import CertFiles
 from helios.proto.authz.v1 import authz_pb2, authz_pb2_grpc
 from helios.proto.options.v1 import options_pb2
@@ -21,15 +20,6 @@ __all__ = ["registration_task", "required_permissions"]
 log = logging.getLogger(__name__)
 
 _SCOPE_SUFFIXES = frozenset({"own", "team", "any"})
-_CALL_TIMEOUT_SECONDS = 10.0
-# Refusals that say the declarations or the deployment are wrong: asking again cannot help.
-_DEPLOYMENT_BUGS = frozenset(
-    {
-        grpc.StatusCode.ALREADY_EXISTS,
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.PERMISSION_DENIED,
-    }
-)
 
 
 def required_permissions(service: ServiceDescriptor) -> dict[str, bool]:
@@ -67,29 +57,21 @@ def registration_task(
     PERMISSION_DENIED) is a deployment bug: logged as an error once, not retried."""
     request = authz_pb2.RegisterPermissionsRequest(service=name, permissions=definitions)
 
-    async def attempt() -> None:
-        async with secure_channel(target, certs) as channel:
-            stub = authz_pb2_grpc.AuthzServiceStub(channel)
-            try:
-                reply = await stub.RegisterPermissions(
-                    request, timeout=_CALL_TIMEOUT_SECONDS, metadata=call_metadata()
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in _DEPLOYMENT_BUGS:
-                    raise
-                log.error(
-                    "authz refused the permission catalog: a deployment bug (a key changed"
-                    " after it was registered, or declared by another service, or a bad"
-                    " declaration); fix the declarations, not retrying",
-                    extra={"service": name, "grpc_code": exc.code().name, "error": exc.details()},
-                )
-                return
-        log.info(
-            "permission catalog registered",
-            extra={"service": name, "added": len(reply.added_keys)},
-        )
+    async def call(channel: grpc.aio.Channel) -> authz_pb2.RegisterPermissionsResponse:
+        reply: authz_pb2.RegisterPermissionsResponse = await authz_pb2_grpc.AuthzServiceStub(
+            channel
+        ).RegisterPermissions(request, timeout=CALL_TIMEOUT_SECONDS, metadata=call_metadata())
+        return reply
 
-    async def run(stop: asyncio.Event) -> None:
-        await retry_until_done("registering the permission catalog", attempt, stop, log)
-
-    return run
+    return start_registration_task(
+        "permission catalog",
+        name,
+        target,
+        certs,
+        call,
+        refused="authz refused the permission catalog: a deployment bug (a key changed after it"
+        " was registered, or declared by another service, or a bad declaration); fix the"
+        " declarations, not retrying",
+        registered=lambda reply: {"added": len(reply.added_keys)},
+        log=log,
+    )

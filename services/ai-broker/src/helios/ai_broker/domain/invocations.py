@@ -106,7 +106,7 @@ def new_confirmation() -> tuple[str, bytes]:
 
 def _clean(text: str) -> str:
     """`text` with control, format (bidi overrides), separator and unassigned characters shown
-    as `\\uXXXX`, so a value cannot reshape the summary a human reads."""
+    as `\\u` escapes (four hex digits), so a value cannot reshape the summary a human reads."""
     return "".join(
         f"\\u{ord(ch):04x}"
         if unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp")
