@@ -42,6 +42,7 @@ from helios.kernel.principal import (
     load_public_key,
 )
 from helios.kernel.server import GrpcService
+from helios.kernel.step_up import StepUpVerifier
 from helios.kernel.tls import CertFiles, ensure_dev_pki
 from helios.proto.ai_broker.v1 import ai_broker_pb2, ai_broker_pb2_grpc
 from helios.proto.authz.v1 import authz_pb2, authz_pb2_grpc
@@ -204,7 +205,8 @@ async def start_broker(
 ) -> AsyncIterator[StartBroker]:
     """Start broker servers wired like wiring.py over the test's rolled-back sessions and the
     in-process authz; `build` goes to BrokerServices.build (`targets` defaults to the gRPC
-    caller of its `action_targets`). Every server stops with the test."""
+    caller of its `action_targets`, `step_up` to identity's public key). Every server stops
+    with the test."""
     started: list[BrokerServer] = []
     callers: list[GrpcActionTargets] = []
 
@@ -216,6 +218,7 @@ async def start_broker(
             )
             callers.append(caller)
             build["targets"] = caller
+        build.setdefault("step_up", StepUpVerifier([load_public_key(principal_keys[1])]))
         services = BrokerServices.build(
             uow, clock, authz.authz, AssertionSigner(broker_key), **build
         )

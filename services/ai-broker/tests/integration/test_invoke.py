@@ -518,8 +518,8 @@ async def test_i3_no_one_but_the_delegating_person_confirms_and_only_that_input(
 ) -> None:
     """I3: refused, each audited, the invocation left parked and nothing sent: the AI
     confirming its own action; another person (the org's Owner); the delegating person
-    through an API key or while impersonated; a wrong nonce; another input hash; a step-up
-    token (not available yet). Then the delegating person confirms: sent once."""
+    through an API key or while impersonated; a wrong nonce; another input hash; a malformed
+    step-up token. Then the delegating person confirms: sent once."""
     clerk = await world.member([*DELEGATION, *DECIDING, (CANDIDATE_LIST, OWN), (OFFER_SEND, OWN)])
     ai = await world.delegate(clerk)
     reply = await park_offer(world, ai)
@@ -550,7 +550,7 @@ async def test_i3_no_one_but_the_delegating_person_confirms_and_only_that_input(
         (
             world.person(clerk),
             confirm_request(reply, step_up_token="123456"),
-            grpc.StatusCode.FAILED_PRECONDITION,
+            grpc.StatusCode.PERMISSION_DENIED,
         ),
     ]
     for who, request, code in attempts:

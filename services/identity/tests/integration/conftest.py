@@ -48,6 +48,7 @@ from helios.kernel.principal import (
     load_public_key,
 )
 from helios.kernel.server import GrpcService
+from helios.kernel.step_up import StepUpSigner
 from helios.kernel.tls import CertFiles
 from helios.keyvault.attachments import AttachmentService
 from helios.keyvault.object_store import LocalObjectStore
@@ -172,6 +173,7 @@ async def start_identity(
             auth_config_sealer=auth_config_sealer,
             platform_org_id=platform_org_id,
             user_types=user_types,
+            step_up_issuer=StepUpSigner(load_private_key(principal_keys[0])),
         )
         servicer = IdentityServicer(services)
         grpc_service = GrpcService(

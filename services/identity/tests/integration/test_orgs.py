@@ -53,14 +53,16 @@ async def test_z6_only_the_platform_root_or_a_service_creates_orgs(
 ) -> None:
     """Z6: CreateOrg (`platform.org.create`) succeeds for the platform root and for a Helios
     service calling without a principal; an org owner and the edge without a principal are
-    refused. The creation is audited as `identity.org.create` (authz seeds from it)."""
+    refused. The root's right is decided in the platform org, whatever org its session is in.
+    The creation is audited as `identity.org.create` (authz seeds from it)."""
     world = await org_world()
     root_email = await world.sign_up()
     root_id = (
         await world.stub.SignIn(identity_pb2.SignInRequest(email=root_email, password=PASSWORD))
     ).user.user_id
-    platform = await world.identity.stub("audit").CreateOrg(_create(_slug(), root_id))
-    await world.authz.make_root(root_id, platform.org.org_id)
+    by_service = await world.identity.stub("audit").CreateOrg(_create(_slug(), root_id))
+    assert by_service.org.org_id
+    await world.authz.make_root(root_id)
     root = await world.sign_in(root_email)
 
     by_root = await world.stub.CreateOrg(

@@ -38,6 +38,7 @@ from helios.kernel.migrations import migrate
 from helios.kernel.permission_catalog import registration_task
 from helios.kernel.principal import AssertionSigner, load_private_key
 from helios.kernel.runtime import ServiceRuntime, cert_files
+from helios.kernel.step_up import StepUpSigner
 from helios.proto.identity.v1 import identity_pb2, identity_pb2_grpc
 
 __all__ = [
@@ -75,7 +76,8 @@ def build_service(
     hasher = Argon2Hasher(
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
-    signer = AssertionSigner(load_private_key(settings.principal_signing_key_file))
+    signing_key = load_private_key(settings.principal_signing_key_file)
+    signer = AssertionSigner(signing_key)
     throttle = ThrottlePolicy(
         max_failures_per_account=settings.signin_max_failures_per_account,
         max_failures_per_ip=settings.signin_max_failures_per_ip,
@@ -104,6 +106,7 @@ def build_service(
         idle_timeout=dt.timedelta(seconds=settings.session_idle_timeout_seconds),
         platform_org_id=settings.platform_org_id,
         config=config,
+        step_up_issuer=StepUpSigner(signing_key),
         auth_config_sealer=KeyvaultRowSealer(
             keyvault, settings.platform_org_id, AUTH_CONFIG_KEY_NAME
         ),

@@ -85,6 +85,7 @@ class Invocation:
     confirmation_expires_at: dt.datetime | None = None
     summary: str = ""
     system_prompt_hash: str = ""
+    step_up_required: bool = False
     decided_by: str = ""
     error_code: str = ""
     error_message: str = ""

@@ -23,6 +23,12 @@ _DECLARED: dict[str, tuple[str, bool, tuple[authz_pb2.Scope.ValueType, ...]]] = 
     "ai.invocation.confirm": ("Confirm an AI's parked action, as its delegator", False, _OWN),
     "ai.invocation.reject": ("Refuse an AI's parked action, as its delegator", False, _OWN),
     "ai.invocation.read": ("See an AI invocation, its state and output", False, _ALL),
+    "ai.policy.read": ("See the org's AI policy (step-up to confirm)", False, _ANY),
+    "ai.policy.update": (
+        "Set the org's AI policy: ask for a step-up before an AI's dangerous action runs",
+        True,
+        _ANY,
+    ),
     "ai.prompt.build": ("Assemble a broker system prompt around one's text", False, _OWN),
     "ai.invocation.replay": (
         "Re-run a recorded read-only AI invocation to check its output hash",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from helios.ai_broker.ports.invocations import InvocationTransaction
+from helios.ai_broker.ports.policies import PolicyTransaction
 from helios.ai_broker.ports.registry import RegistryTransaction
 from helios.ai_broker.ports.sessions import SessionTransaction
 from helios.kernel.changes import Change
@@ -81,7 +82,9 @@ class Authz(Protocol):
         ...
 
 
-class BrokerTransaction(SessionTransaction, RegistryTransaction, InvocationTransaction, Protocol):
+class BrokerTransaction(
+    SessionTransaction, RegistryTransaction, InvocationTransaction, PolicyTransaction, Protocol
+):
     """Reads and writes inside one database transaction, together with its audit events."""
 
     async def record(self, change: Change, ctx: CallContext) -> None:

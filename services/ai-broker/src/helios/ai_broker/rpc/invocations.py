@@ -55,6 +55,7 @@ def invocation_to_proto(invocation: Invocation) -> ai_broker_pb2.Invocation:
         input_hash=invocation.input_hash,
         output_hash=invocation.output_hash,
         dangerous=invocation.dangerous,
+        step_up_required=invocation.step_up_required,
         decision_id=invocation.decision_id,
         decided_by=invocation.decided_by,
         error_code=invocation.error_code,

@@ -4,6 +4,7 @@ answer UNIMPLEMENTED (the generated base class)."""
 from __future__ import annotations
 
 from helios.ai_broker.rpc.invocations import InvocationHandlers
+from helios.ai_broker.rpc.policies import PolicyHandlers
 from helios.ai_broker.rpc.prompts import PromptHandlers
 from helios.ai_broker.rpc.registry import RegistryHandlers
 from helios.ai_broker.rpc.sessions import SessionHandlers
@@ -18,6 +19,7 @@ class BrokerServicer(
     SessionHandlers,
     RegistryHandlers,
     InvocationHandlers,
+    PolicyHandlers,
     ai_broker_pb2_grpc.AiBrokerServiceServicer,
 ):
     """Thin handlers; errors are mapped to status codes by the kernel interceptor."""

@@ -15,9 +15,11 @@ from helios.ai_broker.service.invocations import (
     InvocationRunner,
     InvocationService,
 )
+from helios.ai_broker.service.policies import AiPolicyService
 from helios.ai_broker.service.prompts import PromptService
 from helios.ai_broker.service.registry import RegistryService
 from helios.ai_broker.service.replay import ReplayService
+from helios.kernel.step_up import StepUpVerifier
 
 __all__ = ["BrokerServices"]
 
@@ -32,6 +34,7 @@ class BrokerServices:
     invocations: InvocationService
     confirmations: ConfirmationService
     replay: ReplayService
+    policies: AiPolicyService
 
     @classmethod
     def build(
@@ -45,17 +48,20 @@ class BrokerServices:
         action_targets: Mapping[str, str] | None = None,
         targets: ActionTargets,
         confirmation_ttl: dt.timedelta = DEFAULT_CONFIRMATION_TTL,
+        step_up: StepUpVerifier | None = None,
     ) -> BrokerServices:
         """Wire the use cases together; `ai_session_rate_limit` is the invocations per minute
         a new AI session gets; `action_targets` maps the product services whose actions the broker
         calls to their addresses; `targets` calls those services; a parked invocation waits
-        `confirmation_ttl` for its person."""
+        `confirmation_ttl` for its person; `step_up` checks identity's step-up tokens (without
+        it, a confirmation the org's policy wants stepped up cannot happen)."""
         runner = InvocationRunner(uow, clock, targets)
         return cls(
             prompts=PromptService(authz),
             sessions=AiSessionService(uow, clock, authz, signer, ai_session_rate_limit),
             registry=RegistryService(uow, clock, authz, frozenset(action_targets or {})),
             invocations=InvocationService(uow, clock, authz, runner, confirmation_ttl),
-            confirmations=ConfirmationService(uow, clock, authz, runner),
+            confirmations=ConfirmationService(uow, clock, authz, runner, step_up),
             replay=ReplayService(uow, clock, authz, targets),
+            policies=AiPolicyService(uow, clock, authz),
         )

@@ -5,8 +5,10 @@ Only the person who delegated decides, in a user session of their own (never the
 or an impersonation), holding `ai.invocation.confirm` / `ai.invocation.reject` on their own
 invocations, and presenting the confirmation nonce; a confirmation also presents the hash of the
 input the person was shown. At confirmation the AI session must still be active and the action's
-permission is asked again for the AI. The decision is taken on the locked row, so one invocation
-is decided once; an overdue one becomes EXPIRED instead. Every attempt is audited as the person;
+permission is asked again for the AI. When the org's AI policy asks for it, a confirmation also
+presents a step-up token from identity made for this person, session and invocation. The
+decision is taken on the locked row, so one invocation is decided once; an overdue one becomes
+EXPIRED instead. Every attempt is audited as the person;
 the run that follows as the AI principal (InvocationRunner).
 """
 
@@ -42,6 +44,7 @@ from helios.kernel.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from helios.kernel.step_up import StepUpGrant, StepUpVerifier
 from helios.proto.common.v1 import principal_pb2
 
 __all__ = ["MAX_REASON_CHARS", "ConfirmationService"]
@@ -54,12 +57,18 @@ class ConfirmationService:
     """ConfirmInvocation and RejectInvocation."""
 
     def __init__(
-        self, uow: UnitOfWork, clock: Clock, authz: Authz, runner: InvocationRunner
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        authz: Authz,
+        runner: InvocationRunner,
+        step_up: StepUpVerifier | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._authz = authz
         self._runner = runner
+        self._step_up = step_up
 
     async def confirm(
         self,
@@ -78,19 +87,18 @@ class ConfirmationService:
         audited: PermissionDeniedError (not that person, an AI, an API key, an impersonation,
         a wrong nonce, a right gone); InvalidArgumentError for another input hash;
         FailedPreconditionError once decided, expired (it becomes EXPIRED), with an inactive
-        AI session or an action no longer open to AIs, or with a step-up token (org step-up
-        is not available yet: the field is reserved and must stay empty); NotFoundError for an
-        unknown invocation."""
+        AI session or an action no longer open to AIs, or without a step-up token when the
+        org's AI policy asks for one (now or when the action was parked); PermissionDeniedError
+        for a step-up token that is not identity's, expired, or made for another person,
+        session, purpose or invocation (a token given when none is asked is checked too);
+        NotFoundError for an unknown invocation."""
         principal = ctx.require_principal()
         target = uuid_field(invocation_id, "invocation_id")
         known: Invocation | None = None
         decision_id = ""
         try:
             known = await self._decidable(principal, org_id, target, CONFIRM)
-            if step_up_token:
-                raise FailedPreconditionError(
-                    "step-up is not available yet: leave step_up_token empty"
-                )
+            stepped_up = await self._stepped_up(principal, known, step_up_token)
             session, action = await self._runnable(known)
             ai = ai_principal(session, principal.ip or ctx.ip, principal.user_agent)
             decision = await session_decision(self._authz, ai, session, action)
@@ -111,10 +119,37 @@ class ConfirmationService:
             ctx,
             request,
             decision_id,
+            step_up_token_id=stepped_up,
         )
         if refused is not None:
             raise refused
         return await self._runner.run(running, action, ai, ctx)
+
+    async def _stepped_up(
+        self, principal: principal_pb2.Principal, invocation: Invocation, token: str
+    ) -> str:
+        """The id of the step-up token presented for this confirmation ("" for none), once
+        checked; refused when the org's AI policy asks for one and none is given."""
+        if not token:
+            async with self._uow() as tx:
+                policy = await tx.ai_policy_of(invocation.org_id)
+            if invocation.step_up_required or policy.require_step_up_to_confirm:
+                raise FailedPreconditionError(
+                    "this org asks for a step-up to confirm: call identity's StepUp with purpose "
+                    f"{CONFIRM} and this invocation's id, then send its step_up_token"
+                )
+            return ""
+        if self._step_up is None:
+            raise FailedPreconditionError("step-up tokens are not accepted by this deployment")
+        expected = StepUpGrant(
+            user_id=principal.actor_id,
+            session_id=principal.session_id,
+            org_id=invocation.org_id,
+            purpose=CONFIRM,
+            binding=str(invocation.id),
+            method="",
+        )
+        return self._step_up.verify(token, expected, self._clock())
 
     async def reject(
         self,

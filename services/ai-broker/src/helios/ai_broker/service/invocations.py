@@ -225,6 +225,7 @@ class _Admitted:
     session: AiSession
     action: Action
     decision: AuthzDecision
+    step_up_required: bool
 
 
 class InvocationRunner:
@@ -389,6 +390,7 @@ class InvocationService:
         async with self._uow() as tx:
             session = await tx.ai_session_by_id(session_id)
             action = await tx.action_by_name(action_name)
+            policy = await tx.ai_policy_of(principal.org_id)
         if (
             session is None
             or not session.is_active(self._clock())
@@ -411,7 +413,7 @@ class InvocationService:
         attempt.decision_id = decision.decision_id
         if not decision.allowed:
             raise PermissionDeniedError(f"{action.permission} is not granted to this AI session")
-        return _Admitted(session, action, decision)
+        return _Admitted(session, action, decision, policy.require_step_up_to_confirm)
 
     def _new_invocation(
         self, admitted: _Admitted, data: dict[str, Any], attempt: _Attempt
@@ -442,6 +444,7 @@ class InvocationService:
             confirmation_hash=nonce_hash,
             confirmation_expires_at=now + self._confirmation_ttl,
             summary=render_summary(action.summary_template, data),
+            step_up_required=admitted.step_up_required,
         )
         return parked, nonce
 

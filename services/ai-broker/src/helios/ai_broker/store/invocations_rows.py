@@ -37,6 +37,7 @@ def _invocation(row: Any) -> Invocation:
         confirmation_expires_at=row.confirmation_expires_at,
         summary=row.summary,
         system_prompt_hash=row.system_prompt_hash,
+        step_up_required=row.step_up_required,
         decided_by=row.decided_by,
         error_code=row.error_code,
         error_message=row.error_message,
@@ -79,6 +80,7 @@ class InvocationRows:
                 confirmation_expires_at=invocation.confirmation_expires_at,
                 summary=invocation.summary,
                 system_prompt_hash=invocation.system_prompt_hash,
+                step_up_required=invocation.step_up_required,
                 created_at=invocation.created_at,
                 **_changing(invocation),
             )

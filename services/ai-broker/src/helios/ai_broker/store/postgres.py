@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helios.ai_broker.ports import BrokerTransaction
 from helios.ai_broker.store.invocations_rows import InvocationRows
+from helios.ai_broker.store.policies_rows import PolicyRows
 from helios.ai_broker.store.registry_rows import RegistryRows
 from helios.ai_broker.store.sessions_rows import SessionRows
 from helios.kernel.audit_trail import AuditRecorder
@@ -19,7 +20,7 @@ from helios.kernel.unit_of_work import SqlUnitOfWork
 __all__ = ["postgres_unit_of_work"]
 
 
-class _Transaction(SessionRows, RegistryRows, InvocationRows):
+class _Transaction(SessionRows, RegistryRows, InvocationRows, PolicyRows):
     def __init__(
         self, session: AsyncSession, recorder: AuditRecorder, clock: Callable[[], dt.datetime]
     ) -> None:

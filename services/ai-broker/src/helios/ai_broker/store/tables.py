@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -24,6 +25,7 @@ from helios.kernel.outbox import outbox_table
 __all__ = [
     "SCHEMA",
     "actions",
+    "ai_policies",
     "ai_rate_windows",
     "ai_sessions",
     "invocations",
@@ -72,6 +74,19 @@ ai_rate_windows = Table(
     Column("count", Integer, nullable=False),
 )
 
+# --- AI policies (I3) ---
+
+# Each org's AI policy; an org without a row has the defaults (domain/policy.py).
+ai_policies = Table(
+    "ai_policies",
+    metadata,
+    Column("org_id", Uuid, primary_key=True),
+    Column("require_step_up_to_confirm", Boolean, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(64), nullable=False),
+)
+
 # --- action registry (I5): tables of the registry area go here ---
 
 # The actions services registered (domain/model.py Action); a service's set is replaced whole.
@@ -114,6 +129,7 @@ invocations = Table(
     Column("confirmation_expires_at", DateTime(timezone=True)),
     Column("summary", Text, nullable=False, server_default=""),
     Column("system_prompt_hash", String(64), nullable=False, server_default=""),
+    Column("step_up_required", Boolean, nullable=False, server_default="false"),
     Column("decided_by", String(64), nullable=False, server_default=""),
     Column("error_code", String(64), nullable=False, server_default=""),
     Column("error_message", Text, nullable=False, server_default=""),

@@ -46,6 +46,7 @@ SESSION_ONLY_PERMISSIONS = frozenset(
         "iam.user.impersonate",
         "identity.apiKey.create",
         "identity.mfa.enroll",
+        "identity.mfa.stepUp",
         "identity.password.change",
     }
 )

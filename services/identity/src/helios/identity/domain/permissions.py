@@ -38,6 +38,11 @@ _DECLARED: dict[str, tuple[str, bool, tuple[authz_pb2.Scope.ValueType, ...]]] = 
     ),
     "platform.org.create": ("Create organizations (platform root only)", False, _ANY),
     "identity.mfa.read": ("See one's own second factors", False, _OWN),
+    "identity.mfa.stepUp": (
+        "Prove a second factor again for one sensitive step (e.g. an AI's dangerous action)",
+        False,
+        _OWN,
+    ),
     "identity.device.list": ("List one's own remembered devices", False, _OWN),
     "identity.device.revoke": ("Forget one of one's own remembered devices", False, _OWN),
     "identity.loginHistory.list": (

@@ -11,8 +11,9 @@ from helios.identity.domain.email_otp import EmailOtp
 from helios.identity.domain.remembered_device import RememberedDevice
 from helios.identity.domain.second_factor import SignInChallenge
 from helios.identity.domain.totp import TotpCredential
+from helios.kernel.step_up import StepUpGrant
 
-__all__ = ["MfaTransaction", "RowSealer"]
+__all__ = ["MfaTransaction", "RowSealer", "StepUpIssuer"]
 
 
 class MfaTransaction(Protocol):
@@ -132,4 +133,12 @@ class RowSealer(Protocol):
 
     async def unseal(self, table: str, column: str, row_id: str, sealed: bytes) -> bytes:
         """The plaintext; InvalidArgumentError when `sealed` does not open for this row."""
+        ...
+
+
+class StepUpIssuer(Protocol):
+    """Signs step-up tokens (identity is their only issuer)."""
+
+    def issue(self, grant: StepUpGrant, now: dt.datetime, ttl: dt.timedelta) -> tuple[str, str]:
+        """A token for `grant` valid for `ttl` from `now`, and its random id."""
         ...

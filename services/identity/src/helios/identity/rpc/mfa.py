@@ -1,6 +1,6 @@
-"""Second-factor RPCs (A3, A9): EnrollTotp, ConfirmTotp, RegenerateBackupCodes, GetMfaStatus,
-SendEmailOtp, CompleteSecondFactor, ListRememberedDevices, RevokeRememberedDevice; and their
-conversions."""
+"""Second-factor RPCs (A3, A9, I3): EnrollTotp, ConfirmTotp, RegenerateBackupCodes, StepUp,
+GetMfaStatus, SendEmailOtp, CompleteSecondFactor, ListRememberedDevices, RevokeRememberedDevice;
+and their conversions."""
 
 from __future__ import annotations
 
@@ -65,6 +65,21 @@ class MfaHandlers:
     ) -> identity_pb2.RegenerateBackupCodesResponse:
         codes = await self._services.mfa.regenerate_backup_codes(current_call(), request)
         return identity_pb2.RegenerateBackupCodesResponse(backup_codes=codes)
+
+    async def StepUp(  # noqa: N802 - gRPC method name
+        self, request: identity_pb2.StepUpRequest, context: Context
+    ) -> identity_pb2.StepUpResponse:
+        token, expires_at = await self._services.step_up.step_up(
+            request.code,
+            request.purpose,
+            request.binding,
+            request.org_id,
+            current_call(),
+            request,
+        )
+        reply = identity_pb2.StepUpResponse(step_up_token=token)
+        reply.expires_at.FromDatetime(expires_at)
+        return reply
 
     async def GetMfaStatus(  # noqa: N802 - gRPC method name
         self, request: identity_pb2.GetMfaStatusRequest, context: Context

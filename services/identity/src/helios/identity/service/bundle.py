@@ -22,7 +22,7 @@ from helios.identity.ports import (
     UnitOfWork,
 )
 from helios.identity.ports.members import OrgUserTypes
-from helios.identity.ports.mfa import RowSealer
+from helios.identity.ports.mfa import RowSealer, StepUpIssuer
 from helios.identity.service.account_mail import AccountMail
 from helios.identity.service.accounts import AccountService
 from helios.identity.service.api_keys import ApiKeyService
@@ -42,6 +42,7 @@ from helios.identity.service.second_factor import ChallengeGate
 from helios.identity.service.second_factor_completion import SecondFactorService
 from helios.identity.service.sessions import DEFAULT_IDLE_TIMEOUT, SessionService
 from helios.identity.service.sign_in import SignInService
+from helios.identity.service.step_up import StepUpService
 from helios.identity.service.throttling import SignInGuard
 from helios.kernel.errors import FailedPreconditionError
 from helios.proto.common.v1 import principal_pb2
@@ -64,6 +65,7 @@ class IdentityServices:
     auth_config: AuthConfigService
     push: PushService
     mfa: MfaService
+    step_up: StepUpService
     second_factor: SecondFactorService
     devices: RememberedDevices
     impersonation: ImpersonationService
@@ -95,12 +97,14 @@ class IdentityServices:
         platform_org_id: str = "platform",
         auth_config_sealer: RowSealer | None = None,
         user_types: OrgUserTypes | None = None,
+        step_up_issuer: StepUpIssuer | None = None,
     ) -> IdentityServices:
         """Wire the use cases together (defaults: the default throttle and mails, the
         second-factor gate of A3, an authorizer that refuses everything, the default provider
         configuration, no TOTP sealer: TOTP enrolment refused, the default magic-link and history
-        policies, no authz user types: members cannot be added). Login history (S5) and
-        new-device alerts (S4) always observe sign-ins, before any of `observers`."""
+        policies, no authz user types: members cannot be added, no step-up issuer: step-up
+        refused). Login history (S5) and new-device alerts (S4) always observe sign-ins, before
+        any of `observers`."""
         authorizer = authorizer or RefuseAll()
         access = OrgAccess(authorizer)
         config = config or StaticAuthConfig(DEFAULT_AUTH_CONFIG)
@@ -121,7 +125,7 @@ class IdentityServices:
             accounts=AccountService(uow, hasher, clock, guard, sessions, account_mail),
             sign_in=SignInService(uow, hasher, guard, opener, gate),
             sessions=sessions,
-            orgs=OrgService(uow, clock, access),
+            orgs=OrgService(uow, clock, access, platform_org_id),
             opener=opener,
             guard=guard,
             authorizer=authorizer,
@@ -131,6 +135,7 @@ class IdentityServices:
             ),
             push=PushService(uow, clock, push_policy or PushPolicy()),
             mfa=mfa,
+            step_up=StepUpService(uow, clock, guard, mfa, step_up_issuer),
             second_factor=SecondFactorService(
                 uow, clock, guard, opener, mfa, devices, account_mail
             ),

@@ -15,6 +15,7 @@ from helios.identity.service.org_access import OrgAccess
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
 from helios.kernel.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
+from helios.proto.common.v1 import principal_pb2
 
 __all__ = ["EDGE_CALLERS", "OrgService"]
 
@@ -26,10 +27,13 @@ _CREATE_ORG = "platform.org.create"
 class OrgService:
     """Org use cases."""
 
-    def __init__(self, uow: UnitOfWork, clock: Clock, access: OrgAccess) -> None:
+    def __init__(
+        self, uow: UnitOfWork, clock: Clock, access: OrgAccess, platform_org: str = "platform"
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._access = access
+        self._platform_org = platform_org
 
     async def create_org(
         self, slug: str, name: str, owner_id: uuid.UUID, ctx: CallContext, request: Message | None
@@ -71,7 +75,12 @@ class OrgService:
             if not ctx.caller or ctx.caller in EDGE_CALLERS:
                 raise PermissionDeniedError(f"{_CREATE_ORG} needs the platform root")
             return
-        if not await self._access.allows(principal, _CREATE_ORG, principal.org_id):
+        # A platform permission is decided in the platform org, whatever org the session acts in
+        # (the root's session may have none).
+        in_platform = principal_pb2.Principal()
+        in_platform.CopyFrom(principal)
+        in_platform.org_id = self._platform_org
+        if not await self._access.allows(in_platform, _CREATE_ORG, self._platform_org):
             raise PermissionDeniedError(f"{_CREATE_ORG} is reserved to the platform root")
 
     async def update_auth_policy(

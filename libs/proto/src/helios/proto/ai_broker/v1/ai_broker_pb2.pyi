@@ -636,6 +636,7 @@ class Invocation(_message.Message):
     OUTPUT_HASH_FIELD_NUMBER: _builtins.int
     DANGEROUS_FIELD_NUMBER: _builtins.int
     CONFIRMATION_FIELD_NUMBER: _builtins.int
+    STEP_UP_REQUIRED_FIELD_NUMBER: _builtins.int
     DECISION_ID_FIELD_NUMBER: _builtins.int
     DECIDED_BY_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
@@ -660,6 +661,10 @@ class Invocation(_message.Message):
     """Hex sha256 of the canonical JSON of `output`; set when SUCCEEDED."""
     dangerous: _builtins.bool
     """True when the action was dangerous at Invoke."""
+    step_up_required: _builtins.bool
+    """True when confirming needs a step-up token: the org's AI policy when the action was
+    parked (one switched on since then applies too).
+    """
     decision_id: _builtins.str
     """Authz decision id of the Check at Invoke."""
     decided_by: _builtins.str
@@ -703,6 +708,7 @@ class Invocation(_message.Message):
         output_hash: _builtins.str = ...,
         dangerous: _builtins.bool = ...,
         confirmation: Global___ConfirmationRequired | None = ...,
+        step_up_required: _builtins.bool = ...,
         decision_id: _builtins.str = ...,
         decided_by: _builtins.str = ...,
         error_code: _builtins.str = ...,
@@ -712,7 +718,7 @@ class Invocation(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "confirmation", b"confirmation", "create_time", b"create_time", "input", b"input", "output", b"output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ai_session_id", b"ai_session_id", "complete_time", b"complete_time", "confirmation", b"confirmation", "create_time", b"create_time", "dangerous", b"dangerous", "decided_by", b"decided_by", "decision_id", b"decision_id", "error_code", b"error_code", "error_message", b"error_message", "input", b"input", "input_hash", b"input_hash", "invocation_id", b"invocation_id", "org_id", b"org_id", "output", b"output", "output_hash", b"output_hash", "state", b"state", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "ai_session_id", b"ai_session_id", "complete_time", b"complete_time", "confirmation", b"confirmation", "create_time", b"create_time", "dangerous", b"dangerous", "decided_by", b"decided_by", "decision_id", b"decision_id", "error_code", b"error_code", "error_message", b"error_message", "input", b"input", "input_hash", b"input_hash", "invocation_id", b"invocation_id", "org_id", b"org_id", "output", b"output", "output_hash", b"output_hash", "state", b"state", "step_up_required", b"step_up_required", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -822,7 +828,9 @@ class ConfirmInvocationRequest(_message.Message):
     input_hash: _builtins.str
     """Input hash the human was shown; must equal the parked input's hash."""
     step_up_token: _builtins.str
-    """Proof of a fresh TOTP or passkey verification, when the org requires step-up."""
+    """Proof of a fresh second factor, from identity's StepUp with purpose
+    `ai.invocation.confirm` and this invocation's id; required when the org's AI policy asks.
+    """
     def __init__(
         self,
         *,
@@ -1158,3 +1166,131 @@ class ReplayCheckResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReplayCheckResponse: _TypeAlias = ReplayCheckResponse  # noqa: Y015
+
+@_typing.final
+class AiPolicy(_message.Message):
+    """An org's AI policy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUIRE_STEP_UP_TO_CONFIRM_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    require_step_up_to_confirm: _builtins.bool
+    """Confirming a dangerous action needs a fresh second factor (identity StepUp)."""
+    version: _builtins.int
+    """Revision, incremented by every update."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Last update; absent while the org has the defaults."""
+
+    def __init__(
+        self,
+        *,
+        require_step_up_to_confirm: _builtins.bool = ...,
+        version: _builtins.int = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["require_step_up_to_confirm", b"require_step_up_to_confirm", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AiPolicy: _TypeAlias = AiPolicy  # noqa: Y015
+
+@_typing.final
+class GetAiPolicyRequest(_message.Message):
+    """Input of GetAiPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["org_id", b"org_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAiPolicyRequest: _TypeAlias = GetAiPolicyRequest  # noqa: Y015
+
+@_typing.final
+class GetAiPolicyResponse(_message.Message):
+    """Output of GetAiPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> Global___AiPolicy: ...
+    def __init__(
+        self,
+        *,
+        policy: Global___AiPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAiPolicyResponse: _TypeAlias = GetAiPolicyResponse  # noqa: Y015
+
+@_typing.final
+class UpdateAiPolicyRequest(_message.Message):
+    """Input of UpdateAiPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    org_id: _builtins.str
+    expected_version: _builtins.int
+    """The version the caller read (0 for an org on the defaults); a stale one is refused."""
+    @_builtins.property
+    def policy(self) -> Global___AiPolicy:
+        """The new policy; `version` and `update_time` are ignored."""
+
+    def __init__(
+        self,
+        *,
+        org_id: _builtins.str = ...,
+        policy: Global___AiPolicy | None = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "org_id", b"org_id", "policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAiPolicyRequest: _TypeAlias = UpdateAiPolicyRequest  # noqa: Y015
+
+@_typing.final
+class UpdateAiPolicyResponse(_message.Message):
+    """Output of UpdateAiPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> Global___AiPolicy: ...
+    def __init__(
+        self,
+        *,
+        policy: Global___AiPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAiPolicyResponse: _TypeAlias = UpdateAiPolicyResponse  # noqa: Y015

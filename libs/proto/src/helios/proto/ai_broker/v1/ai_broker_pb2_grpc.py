@@ -79,6 +79,16 @@ class AiBrokerServiceStub:
                 request_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.RejectInvocationRequest.SerializeToString,
                 response_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.RejectInvocationResponse.FromString,
                 _registered_method=True)
+        self.GetAiPolicy = channel.unary_unary(
+                '/helios.proto.ai_broker.v1.AiBrokerService/GetAiPolicy',
+                request_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetAiPolicyRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetAiPolicyResponse.FromString,
+                _registered_method=True)
+        self.UpdateAiPolicy = channel.unary_unary(
+                '/helios.proto.ai_broker.v1.AiBrokerService/UpdateAiPolicy',
+                request_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.UpdateAiPolicyRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.UpdateAiPolicyResponse.FromString,
+                _registered_method=True)
         self.GetInvocation = channel.unary_unary(
                 '/helios.proto.ai_broker.v1.AiBrokerService/GetInvocation',
                 request_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetInvocationRequest.SerializeToString,
@@ -165,6 +175,20 @@ class AiBrokerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAiPolicy(self, request, context):
+        """The org's AI policy: whether confirming a dangerous action needs a step-up (I3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAiPolicy(self, request, context):
+        """Sets the org's AI policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetInvocation(self, request, context):
         """One invocation with its state, hashes and (when finished) output.
         """
@@ -236,6 +260,16 @@ def add_AiBrokerServiceServicer_to_server(servicer, server):
                     servicer.RejectInvocation,
                     request_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.RejectInvocationRequest.FromString,
                     response_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.RejectInvocationResponse.SerializeToString,
+            ),
+            'GetAiPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAiPolicy,
+                    request_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetAiPolicyRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetAiPolicyResponse.SerializeToString,
+            ),
+            'UpdateAiPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAiPolicy,
+                    request_deserializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.UpdateAiPolicyRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.UpdateAiPolicyResponse.SerializeToString,
             ),
             'GetInvocation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInvocation,
@@ -479,6 +513,60 @@ class AiBrokerService:
             '/helios.proto.ai_broker.v1.AiBrokerService/RejectInvocation',
             helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.RejectInvocationRequest.SerializeToString,
             helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.RejectInvocationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAiPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.ai_broker.v1.AiBrokerService/GetAiPolicy',
+            helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetAiPolicyRequest.SerializeToString,
+            helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.GetAiPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAiPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.ai_broker.v1.AiBrokerService/UpdateAiPolicy',
+            helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.UpdateAiPolicyRequest.SerializeToString,
+            helios_dot_proto_dot_ai__broker_dot_v1_dot_ai__broker__pb2.UpdateAiPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,10 @@ class AiBrokerServiceStub:
     """The delegating human confirms a parked invocation; runs exactly the parked input, once."""
     RejectInvocation: _grpc.UnaryUnaryMultiCallable[_ai_broker_pb2.RejectInvocationRequest, _ai_broker_pb2.RejectInvocationResponse]
     """The delegating human refuses a parked invocation; it can never run afterwards."""
+    GetAiPolicy: _grpc.UnaryUnaryMultiCallable[_ai_broker_pb2.GetAiPolicyRequest, _ai_broker_pb2.GetAiPolicyResponse]
+    """The org's AI policy: whether confirming a dangerous action needs a step-up (I3)."""
+    UpdateAiPolicy: _grpc.UnaryUnaryMultiCallable[_ai_broker_pb2.UpdateAiPolicyRequest, _ai_broker_pb2.UpdateAiPolicyResponse]
+    """Sets the org's AI policy."""
     GetInvocation: _grpc.UnaryUnaryMultiCallable[_ai_broker_pb2.GetInvocationRequest, _ai_broker_pb2.GetInvocationResponse]
     """One invocation with its state, hashes and (when finished) output."""
     ResolveAiToken: _grpc.UnaryUnaryMultiCallable[_ai_broker_pb2.ResolveAiTokenRequest, _ai_broker_pb2.ResolveAiTokenResponse]
@@ -91,6 +95,10 @@ class AiBrokerServiceAsyncStub(AiBrokerServiceStub):
     """The delegating human confirms a parked invocation; runs exactly the parked input, once."""
     RejectInvocation: _aio.UnaryUnaryMultiCallable[_ai_broker_pb2.RejectInvocationRequest, _ai_broker_pb2.RejectInvocationResponse]  # type: ignore[assignment]
     """The delegating human refuses a parked invocation; it can never run afterwards."""
+    GetAiPolicy: _aio.UnaryUnaryMultiCallable[_ai_broker_pb2.GetAiPolicyRequest, _ai_broker_pb2.GetAiPolicyResponse]  # type: ignore[assignment]
+    """The org's AI policy: whether confirming a dangerous action needs a step-up (I3)."""
+    UpdateAiPolicy: _aio.UnaryUnaryMultiCallable[_ai_broker_pb2.UpdateAiPolicyRequest, _ai_broker_pb2.UpdateAiPolicyResponse]  # type: ignore[assignment]
+    """Sets the org's AI policy."""
     GetInvocation: _aio.UnaryUnaryMultiCallable[_ai_broker_pb2.GetInvocationRequest, _ai_broker_pb2.GetInvocationResponse]  # type: ignore[assignment]
     """One invocation with its state, hashes and (when finished) output."""
     ResolveAiToken: _aio.UnaryUnaryMultiCallable[_ai_broker_pb2.ResolveAiTokenRequest, _ai_broker_pb2.ResolveAiTokenResponse]  # type: ignore[assignment]
@@ -173,6 +181,22 @@ class AiBrokerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_ai_broker_pb2.RejectInvocationResponse, _abc.Awaitable[_ai_broker_pb2.RejectInvocationResponse]]:
         """The delegating human refuses a parked invocation; it can never run afterwards."""
+
+    @_abc_1.abstractmethod
+    def GetAiPolicy(
+        self,
+        request: _ai_broker_pb2.GetAiPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ai_broker_pb2.GetAiPolicyResponse, _abc.Awaitable[_ai_broker_pb2.GetAiPolicyResponse]]:
+        """The org's AI policy: whether confirming a dangerous action needs a step-up (I3)."""
+
+    @_abc_1.abstractmethod
+    def UpdateAiPolicy(
+        self,
+        request: _ai_broker_pb2.UpdateAiPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ai_broker_pb2.UpdateAiPolicyResponse, _abc.Awaitable[_ai_broker_pb2.UpdateAiPolicyResponse]]:
+        """Sets the org's AI policy."""
 
     @_abc_1.abstractmethod
     def GetInvocation(

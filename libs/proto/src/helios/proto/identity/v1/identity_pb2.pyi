@@ -1262,6 +1262,66 @@ class GetMfaStatusResponse(_message.Message):
 Global___GetMfaStatusResponse: _TypeAlias = GetMfaStatusResponse  # noqa: Y015
 
 @_typing.final
+class StepUpRequest(_message.Message):
+    """Input of StepUp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    BINDING_FIELD_NUMBER: _builtins.int
+    ORG_ID_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """A current code of the caller's authenticator app."""
+    purpose: _builtins.str
+    """What the step-up is for: `ai.invocation.confirm`."""
+    binding: _builtins.str
+    """The object it is for: the invocation id for `ai.invocation.confirm`."""
+    org_id: _builtins.str
+    """The org the step is taken in."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        binding: _builtins.str = ...,
+        org_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding", "code", b"code", "org_id", b"org_id", "purpose", b"purpose"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepUpRequest: _TypeAlias = StepUpRequest  # noqa: Y015
+
+@_typing.final
+class StepUpResponse(_message.Message):
+    """Output of StepUp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_UP_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    step_up_token: _builtins.str
+    """Present it with the step it was made for (e.g. ConfirmInvocation's step_up_token)."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        step_up_token: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "step_up_token", b"step_up_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StepUpResponse: _TypeAlias = StepUpResponse  # noqa: Y015
+
+@_typing.final
 class PushDevice(_message.Message):
     """A phone or other device that approves sign-ins (A3)."""
 

@@ -145,6 +145,11 @@ class IdentityServiceStub:
                 request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusRequest.SerializeToString,
                 response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusResponse.FromString,
                 _registered_method=True)
+        self.StepUp = channel.unary_unary(
+                '/helios.proto.identity.v1.IdentityService/StepUp',
+                request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StepUpRequest.SerializeToString,
+                response_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StepUpResponse.FromString,
+                _registered_method=True)
         self.RegisterPushDevice = channel.unary_unary(
                 '/helios.proto.identity.v1.IdentityService/RegisterPushDevice',
                 request_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.RegisterPushDeviceRequest.SerializeToString,
@@ -410,6 +415,15 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StepUp(self, request, context):
+        """Proves a fresh TOTP code again for one sensitive step (e.g. confirming an AI's dangerous
+        action, I3): returns a short-lived token signed by identity, bound to the caller's session,
+        the purpose and the object.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterPushDevice(self, request, context):
         """Registers a push device by its Ed25519 public key (A3).
         """
@@ -669,6 +683,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetMfaStatus,
                     request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusRequest.FromString,
                     response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusResponse.SerializeToString,
+            ),
+            'StepUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.StepUp,
+                    request_deserializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StepUpRequest.FromString,
+                    response_serializer=helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StepUpResponse.SerializeToString,
             ),
             'RegisterPushDevice': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterPushDevice,
@@ -1371,6 +1390,33 @@ class IdentityService:
             '/helios.proto.identity.v1.IdentityService/GetMfaStatus',
             helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusRequest.SerializeToString,
             helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.GetMfaStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StepUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/helios.proto.identity.v1.IdentityService/StepUp',
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StepUpRequest.SerializeToString,
+            helios_dot_proto_dot_identity_dot_v1_dot_identity__pb2.StepUpResponse.FromString,
             options,
             channel_credentials,
             insecure,

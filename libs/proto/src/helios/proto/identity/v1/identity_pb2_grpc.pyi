@@ -77,6 +77,11 @@ class IdentityServiceStub:
     """Sends a 6-digit code by e-mail to finish a sign-in (A3): 10 minutes, 5 attempts."""
     GetMfaStatus: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetMfaStatusRequest, _identity_pb2.GetMfaStatusResponse]
     """The caller's second factors: TOTP, backup codes left, push devices (A3)."""
+    StepUp: _grpc.UnaryUnaryMultiCallable[_identity_pb2.StepUpRequest, _identity_pb2.StepUpResponse]
+    """Proves a fresh TOTP code again for one sensitive step (e.g. confirming an AI's dangerous
+    action, I3): returns a short-lived token signed by identity, bound to the caller's session,
+    the purpose and the object.
+    """
     RegisterPushDevice: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RegisterPushDeviceRequest, _identity_pb2.RegisterPushDeviceResponse]
     """Registers a push device by its Ed25519 public key (A3)."""
     RemovePushDevice: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RemovePushDeviceRequest, _identity_pb2.RemovePushDeviceResponse]
@@ -169,6 +174,11 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Sends a 6-digit code by e-mail to finish a sign-in (A3): 10 minutes, 5 attempts."""
     GetMfaStatus: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetMfaStatusRequest, _identity_pb2.GetMfaStatusResponse]  # type: ignore[assignment]
     """The caller's second factors: TOTP, backup codes left, push devices (A3)."""
+    StepUp: _aio.UnaryUnaryMultiCallable[_identity_pb2.StepUpRequest, _identity_pb2.StepUpResponse]  # type: ignore[assignment]
+    """Proves a fresh TOTP code again for one sensitive step (e.g. confirming an AI's dangerous
+    action, I3): returns a short-lived token signed by identity, bound to the caller's session,
+    the purpose and the object.
+    """
     RegisterPushDevice: _aio.UnaryUnaryMultiCallable[_identity_pb2.RegisterPushDeviceRequest, _identity_pb2.RegisterPushDeviceResponse]  # type: ignore[assignment]
     """Registers a push device by its Ed25519 public key (A3)."""
     RemovePushDevice: _aio.UnaryUnaryMultiCallable[_identity_pb2.RemovePushDeviceRequest, _identity_pb2.RemovePushDeviceResponse]  # type: ignore[assignment]
@@ -390,6 +400,17 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.GetMfaStatusResponse, _abc.Awaitable[_identity_pb2.GetMfaStatusResponse]]:
         """The caller's second factors: TOTP, backup codes left, push devices (A3)."""
+
+    @_abc_1.abstractmethod
+    def StepUp(
+        self,
+        request: _identity_pb2.StepUpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.StepUpResponse, _abc.Awaitable[_identity_pb2.StepUpResponse]]:
+        """Proves a fresh TOTP code again for one sensitive step (e.g. confirming an AI's dangerous
+        action, I3): returns a short-lived token signed by identity, bound to the caller's session,
+        the purpose and the object.
+        """
 
     @_abc_1.abstractmethod
     def RegisterPushDevice(
