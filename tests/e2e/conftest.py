@@ -13,13 +13,26 @@ import psycopg
 import pytest
 
 from helios.devstack.stack import Stack, StackOptions
+from helios.kernel.testing.trace_collector import TraceCollector
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="session")
-def stack(server_url: str) -> Iterator[Stack]:
-    """Six processes over a fresh database and a NATS of our own (so tests may stop it)."""
+def trace_collector() -> Iterator[TraceCollector]:
+    """The OTLP receiver every process of the shared stack exports its spans to (P5); it
+    outlives the stack, so the processes' last spans find it when they stop."""
+    collector = TraceCollector().start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(server_url: str, trace_collector: TraceCollector) -> Iterator[Stack]:
+    """Six processes over a fresh database and a NATS of our own (so tests may stop it),
+    exporting their spans to `trace_collector`."""
     name = f"helios_e2e_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -31,6 +44,7 @@ def stack(server_url: str) -> Iterator[Stack]:
             cheap_argon2=True,
             log_level="DEBUG",
             product_example=True,
+            otlp_endpoint=trace_collector.endpoint,
         )
     )
     running.start()

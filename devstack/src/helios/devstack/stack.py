@@ -55,6 +55,9 @@ class StackOptions:
     seed_demo: bool = True
     log_level: str = "INFO"
     product_example: bool = False
+    otlp_endpoint: str = ""
+    """Every process exports its spans over plaintext OTLP/gRPC here (e.g. a TraceCollector's
+    endpoint), batched every 200 ms; empty: no export."""
 
 
 @dataclass
@@ -180,6 +183,17 @@ class Stack:
             "HELIOS_PRINCIPAL_PUBLIC_KEY_FILE": str(self.state / "principal.pub"),
             "HELIOS_AI_PRINCIPAL_PUBLIC_KEY_FILE": str(self.state / "ai-principal.pub"),
             "HELIOS_LOG_LEVEL": self.options.log_level,
+            **self._tracing_env(),
+        }
+
+    def _tracing_env(self) -> dict[str, str]:
+        if not self.options.otlp_endpoint:
+            return {}
+        return {
+            "HELIOS_OTEL_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.options.otlp_endpoint,
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
 
     def _service_env(self, name: str, role: str) -> dict[str, str]:

@@ -38,25 +38,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return _migrate(settings)
     configure_logging("gateway", settings.log_level)
-    configure_tracing("gateway", settings.otel_exporter)
+    tracing = configure_tracing("gateway", settings.otel_exporter)
     connect = functools.partial(
         Upstream.connect,
         cert_files(settings),
         settings.targets(),
         settings.upstream_timeout_seconds,
     )
-    serve(
-        create_app(settings, connect),
-        settings.http_host,
-        settings.http_port,
-        certfile=settings.https_cert_file,
-        keyfile=settings.https_key_file,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        h11_max_incomplete_event_size=16 * 1024,
-        ws_max_size=4096,
-    )
+    try:
+        serve(
+            create_app(settings, connect),
+            settings.http_host,
+            settings.http_port,
+            certfile=settings.https_cert_file,
+            keyfile=settings.https_key_file,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            h11_max_incomplete_event_size=16 * 1024,
+            ws_max_size=4096,
+        )
+    finally:
+        tracing.shutdown()  # exports the spans still queued
     return 0
 
 

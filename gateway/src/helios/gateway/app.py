@@ -29,6 +29,7 @@ from helios.gateway.routes.impersonation import impersonation_routes
 from helios.gateway.routes.live import live_routes
 from helios.gateway.routes.operations import operations_routes
 from helios.gateway.settings import GatewaySettings
+from helios.gateway.tracing import Tracing
 from helios.gateway.transcoding.catalog import load_bindings
 from helios.gateway.transcoding.dispatcher import transcoding_route
 from helios.gateway.upstream import Upstream
@@ -103,6 +104,7 @@ def create_app(
             transcoding_route(bindings, settings.max_body_bytes, revocation_hooks(revocations)),
         ],
         middleware=[
+            Middleware(Tracing),
             Middleware(SecurityHeaders),
             Middleware(EdgeMetrics, registry=registry),
             Middleware(

@@ -129,3 +129,16 @@ def test_p1_port_out_of_range_is_refused(
     with pytest.raises(SystemExit):
         load_settings(ServiceSettings)
     assert "invalid setting HELIOS_GRPC_PORT:" in capsys.readouterr().err
+
+
+def test_p4_health_port_is_off_by_default_and_read_from_the_environment(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("HELIOS_DATABASE_URL", DATABASE_URL)
+    assert load_settings(ServiceSettings).health_port == 0
+    env.setenv("HELIOS_HEALTH_PORT", "8081")
+    assert load_settings(ServiceSettings).health_port == 8081
+    env.setenv("HELIOS_HEALTH_PORT", "-1")
+    with pytest.raises(SystemExit):
+        load_settings(ServiceSettings)
+    assert "invalid setting HELIOS_HEALTH_PORT:" in capsys.readouterr().err

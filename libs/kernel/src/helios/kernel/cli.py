@@ -38,7 +38,11 @@ async def _serve(commands: ServiceCommands[S], settings: S) -> int:
         start_http_server(settings.metrics_port, addr=settings.grpc_host)
     try:
         await serve_until_signal(
-            runtime.grpc, settings.grpc_host, settings.grpc_port, settings.shutdown_grace_seconds
+            runtime.grpc,
+            settings.grpc_host,
+            settings.grpc_port,
+            settings.shutdown_grace_seconds,
+            health_port=settings.health_port or None,
         )
     finally:
         await runtime.close()
@@ -54,11 +58,14 @@ def run_cli(commands: ServiceCommands[S], argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(commands.settings_type)
     configure_logging(commands.name, settings.log_level)
-    configure_tracing(commands.name, settings.otel_exporter)
-    if args.command == "migrate":
-        if commands.migrate is not None:
-            commands.migrate(settings)
-        return 0
-    if args.command == "serve":
-        return asyncio.run(_serve(commands, settings))
-    return asyncio.run(commands.extra[args.command](settings))
+    tracing = configure_tracing(commands.name, settings.otel_exporter)
+    try:
+        if args.command == "migrate":
+            if commands.migrate is not None:
+                commands.migrate(settings)
+            return 0
+        if args.command == "serve":
+            return asyncio.run(_serve(commands, settings))
+        return asyncio.run(commands.extra[args.command](settings))
+    finally:
+        tracing.shutdown()  # exports the spans still queued

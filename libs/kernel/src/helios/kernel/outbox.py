@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from helios.kernel.bus import Bus
+from helios.kernel.bus_tracing import publishing
 
 __all__ = ["OUTBOX_WRITTEN", "OutboxRelay", "enqueue", "outbox_table"]
 
@@ -127,8 +128,8 @@ class OutboxRelay:
                 return 0
             js = await self._bus.jetstream()
             for row in rows:
-                headers = {**row.headers, "Nats-Msg-Id": str(row.id)}
-                await js.publish(row.subject, row.payload, headers=headers)
+                with publishing(row.subject, row.headers, str(row.id)) as headers:
+                    await js.publish(row.subject, row.payload, headers=headers)
             await session.execute(
                 update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=self._clock())
             )

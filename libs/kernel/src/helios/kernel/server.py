@@ -1,4 +1,5 @@
-"""gRPC server bootstrap: mTLS, the call interceptor, health, reflection, background tasks, stop."""
+"""gRPC server bootstrap: mTLS, the call interceptor, health (also on an optional plaintext
+health-only listener), reflection, background tasks, stop."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ __all__ = ["GrpcService", "serve_until_signal"]
 
 log = logging.getLogger(__name__)
 _MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_MAX_HEALTH_MESSAGE_BYTES = 4 * 1024  # a HealthCheckRequest carries one service name
 BackgroundTask = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -50,7 +52,9 @@ class GrpcService:
         self._startup: list[Callable[[], Awaitable[object]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._health_listener: grpc.aio.Server | None = None
         self.port = 0
+        self.health_port = 0
 
     def add_service(self, full_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
         """Register one proto service (its full name is what health and reflection report)."""
@@ -66,14 +70,25 @@ class GrpcService:
         e.g. configuration read from the database); a failing step fails `start`."""
         self._startup.append(step)
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, *, health_port: int | None = None) -> int:
         """Run the startup steps, bind with mutual TLS, start serving and the background tasks;
-        returns the bound port."""
+        returns the bound port.
+
+        With `health_port` (0: any free port, bound port in `self.health_port`) a second server
+        listens in plaintext on host:health_port and serves only grpc.health.v1.Health from the
+        same servicer (no business service, no reflection): the kubelet's `grpc:` probe cannot
+        present a client certificate. Both are bound before either starts, so a port in use
+        fails `start` with nothing served."""
         for step in self._startup:
             await step()
         reflection.enable_server_reflection(self._service_names, self.server)
         self.port = self.server.add_secure_port(f"{host}:{port}", server_credentials(self._certs))
+        if health_port is not None:
+            self._health_listener = self._health_only_server()
+            self.health_port = self._health_listener.add_insecure_port(f"{host}:{health_port}")
         await self.server.start()
+        if self._health_listener is not None:
+            await self._health_listener.start()
         for task in self._background:
             self._tasks.append(asyncio.create_task(task(self._stop)))
         for service_name in [*self._service_names, ""]:
@@ -81,23 +96,39 @@ class GrpcService:
         log.info("serving", extra={"service": self.name, "port": self.port})
         return self.port
 
+    def _health_only_server(self) -> grpc.aio.Server:
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", _MAX_HEALTH_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", _MAX_HEALTH_MESSAGE_BYTES),
+            ]
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        return server
+
     async def stop(self, grace: float) -> None:
-        """Report NOT_SERVING, finish in-flight calls within `grace`, then stop background tasks."""
+        """Report NOT_SERVING (the health listener keeps answering so while calls drain),
+        finish in-flight calls within `grace`, then close the health listener and stop the
+        background tasks."""
         await self.health.enter_graceful_shutdown()
         self._stop.set()
         await self.server.stop(grace)
+        if self._health_listener is not None:
+            await self._health_listener.stop(0)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def serve_until_signal(service: GrpcService, host: str, port: int, grace: float) -> None:
-    """Serve until SIGINT or SIGTERM, then stop gracefully."""
+async def serve_until_signal(
+    service: GrpcService, host: str, port: int, grace: float, *, health_port: int | None = None
+) -> None:
+    """Serve until SIGINT or SIGTERM, then stop gracefully (`health_port`: see `start`)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await service.start(host, port)
+    await service.start(host, port, health_port=health_port)
     await stop.wait()
     log.info("stopping", extra={"service": service.name})
     await service.stop(grace)

@@ -18,7 +18,7 @@ class KernelSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HELIOS_", extra="ignore", frozen=True)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    otel_exporter: Literal["none", "console"] = "none"
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
     tls_ca_file: Path = Field(
         description="PEM bundle of the CA that signs every service certificate"
     )
@@ -61,6 +61,13 @@ class GrpcSettings(KernelSettings):
     )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="serve Prometheus /metrics on this port (0: off)"
+    )
+    health_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="also serve only grpc.health.v1.Health, in plaintext, on this port for the"
+        " kubelet's grpc probe (0: off)",
     )
 
 

@@ -12,6 +12,7 @@ from helios.audit.domain.events import Incoming
 from helios.audit.events.ingest_metrics import IngestMetrics
 from helios.audit.service import AuditService
 from helios.kernel.bus import AUDIT_STREAM, AUDIT_SUBJECTS, Bus
+from helios.kernel.bus_tracing import consuming
 from helios.kernel.pull_consumer import consume
 
 __all__ = ["DURABLE_NAME", "AuditConsumer"]
@@ -41,9 +42,11 @@ class AuditConsumer:
 
     async def _handle(self, messages: list[Msg]) -> None:
         dead_before = self._service.dead_lettered
-        stored = await self._service.ingest(
-            [Incoming(m.subject, m.data, m.metadata.sequence.stream) for m in messages]
-        )
+        # Each message's CONSUMER span continues the trace of the request that made the event.
+        with consuming(messages):
+            stored = await self._service.ingest(
+                [Incoming(m.subject, m.data, m.metadata.sequence.stream) for m in messages]
+            )
         if self._metrics is not None:
             dead = self._service.dead_lettered - dead_before
             self._metrics.observe(messages, stored, dead, dt.datetime.now(dt.UTC))
