@@ -66,7 +66,11 @@ def create_app(
     bindings = load_bindings()
     cache = SessionCache(settings.cookie_key_file.read_bytes(), verifier_from(settings), clock)
     revocations = Revocations(clock)
-    bus = Bus(settings.nats_url, "gateway") if settings.nats_url else None
+    bus = (
+        Bus(settings.nats_url, "gateway", settings.nats_stream_replicas)
+        if settings.nats_url
+        else None
+    )
     feed = RevocationFeed(bus, revocations, clock) if bus else None
     engine = (
         create_engine(settings.database_url.get_secret_value(), settings.database_role)

@@ -50,6 +50,12 @@ class GatewaySettings(KernelSettings):
         description="NATS whose AUDIT stream brings identity's session revocations to every"
         " replica at once (S3); unset: another replica's revoke waits out the 60 s cache cookie",
     )
+    nats_stream_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="servers that keep the AUDIT stream; the same value as the services'",
+    )
     rate_limit_per_ip_per_minute: int = Field(default=600, ge=1)
     rate_limit_per_principal_per_minute: int = Field(default=1200, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

@@ -11,7 +11,14 @@ from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
-__all__ = ["AUDIT_STREAM", "AUDIT_SUBJECTS", "Bus", "audit_subject", "ensure_audit_stream"]
+__all__ = [
+    "AUDIT_STREAM",
+    "AUDIT_SUBJECTS",
+    "Bus",
+    "audit_stream_config",
+    "audit_subject",
+    "ensure_audit_stream",
+]
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +34,24 @@ def audit_subject(producer: str, action: str) -> str:
     return f"audit.{producer}.{action}"
 
 
-async def ensure_audit_stream(js: JetStreamContext) -> None:
-    """Create the AUDIT stream, or leave it as it is; idempotent and safe across replicas."""
-    config = StreamConfig(
+def audit_stream_config(replicas: int = 1) -> StreamConfig:
+    """The AUDIT stream: file storage, 30 days, a 30-minute de-duplication window, kept on
+    `replicas` JetStream servers (3 on a three-node cluster: a node lost loses no event)."""
+    return StreamConfig(
         name=AUDIT_STREAM,
         subjects=[AUDIT_SUBJECTS],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         duplicate_window=_DUPLICATE_WINDOW_SECONDS,
         max_age=_AUDIT_MAX_AGE_SECONDS,
+        num_replicas=replicas,
     )
+
+
+async def ensure_audit_stream(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create the AUDIT stream, or bring its configuration to ours; idempotent and safe across
+    replicas (every process must be given the same `replicas`)."""
+    config = audit_stream_config(replicas)
     try:
         await js.add_stream(config)
     except BadRequestError:
@@ -45,11 +60,13 @@ async def ensure_audit_stream(js: JetStreamContext) -> None:
 
 class Bus:
     """A lazily (re)connecting NATS client: `jetstream()` returns a context or raises, never hangs
-    for longer than the connect timeout, so callers can retry while NATS is away."""
+    for longer than the connect timeout, so callers can retry while NATS is away. `url` may list
+    several servers of one cluster, separated by commas."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, stream_replicas: int = 1) -> None:
         self._url = url
         self._name = name
+        self._stream_replicas = stream_replicas
         self._client: Client | None = None
         self._lock = asyncio.Lock()
 
@@ -58,15 +75,18 @@ class Bus:
         async with self._lock:
             if self._client is None or self._client.is_closed:
                 client = await nats.connect(
-                    self._url,
+                    self._url.split(","),
                     name=self._name,
                     connect_timeout=2,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
                 )
-                js = client.jetstream(timeout=5)
-                await ensure_audit_stream(js)
+                try:
+                    await ensure_audit_stream(client.jetstream(timeout=5), self._stream_replicas)
+                except BaseException:
+                    await client.close()  # JetStream not ready: the next call connects again
+                    raise
                 self._client = client
                 log.info("connected to NATS", extra={"nats": self._url})
             return self._client.jetstream(timeout=5)

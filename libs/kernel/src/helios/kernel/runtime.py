@@ -88,7 +88,7 @@ class ServiceRuntime:
         """Build (without connecting) and register the relay as a background task."""
         engine = create_engine(settings.database_url.get_secret_value(), settings.database_role)
         sessions = session_factory(engine)
-        bus = Bus(settings.nats_url, name=f"helios-{name}")
+        bus = Bus(settings.nats_url, f"helios-{name}", settings.nats_stream_replicas)
         relay = OutboxRelay(sessions, outbox, bus)
         service = GrpcService(name, cert_files(settings), verifier_from(settings))
         service.add_background(relay.run)

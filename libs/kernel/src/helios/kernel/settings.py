@@ -81,6 +81,13 @@ class ServiceSettings(GrpcSettings):
         description="role to SET after connecting (least privilege); empty keeps the login role",
     )
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_stream_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="servers that keep the AUDIT stream (3 on a three-node JetStream cluster);"
+        " the same value in every process",
+    )
 
 
 S = TypeVar("S", bound=KernelSettings)

@@ -150,12 +150,14 @@ def _nats_binary() -> str:
 
 class ThrowawayNats:
     """A NATS server with JetStream on a free loopback port; its store survives stop()/start() so
-    a test can take NATS away and bring it back with the same streams."""
+    a test can take NATS away and bring it back with the same streams. `extra_args` go to
+    nats-server as given (e.g. the cluster flags of a JetStream cluster)."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="helios-nats-"))
         self._process: subprocess.Popen[bytes] | None = None
+        self._extra_args = extra_args
 
     @property
     def url(self) -> str:
@@ -166,7 +168,11 @@ class ThrowawayNats:
         """Start (or restart) the server; returns self once it accepts connections."""
         log = (self._dir / "nats.log").open("ab")
         self._process = subprocess.Popen(
-            [_nats_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self._dir)],
+            [
+                _nats_binary(),
+                *("-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self._dir)),
+                *self._extra_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
