@@ -27,7 +27,7 @@ from helios.audit.settings import AuditSettings
 from helios.authz.settings import AuthzSettings
 from helios.gateway.settings import GatewaySettings
 from helios.identity.settings import IdentitySettings
-from helios.kernel.settings import GrpcSettings
+from helios.kernel.settings import SECRETS_DIR_VARIABLE, GrpcSettings
 from helios.keyvault.settings import KeyvaultSettings
 from helios.recruitment_example.settings import RecruitmentSettings
 
@@ -384,13 +384,24 @@ def _is_complex(annotation: Any) -> bool:
     return any(typing.get_origin(m) in (list, dict, set, frozenset, tuple) for m in members)
 
 
-def setting_errors(settings: type[BaseSettings], env: dict[str, str | None]) -> list[str]:
-    """Variables the process does not read, values it would refuse, required ones missing."""
+def setting_errors(
+    settings: type[BaseSettings], env: dict[str, str | None], files: frozenset[str] = frozenset()
+) -> list[str]:
+    """Variables the process does not read, values it would refuse, required ones missing.
+    `files` are the names of the files in the HELIOS_SECRETS_DIR folder: settings too (secret,
+    so their values are unknown here), which a variable of the same name would shadow."""
     fields = settings.model_fields
-    errors = []
+    errors = [
+        f"{name}: set in the environment, shadowing its secrets file" for name in files & env.keys()
+    ]
+    errors += [
+        f"{name}: a secrets file {settings.__name__} does not read"
+        for name in sorted(files)
+        if not name.startswith("HELIOS_") or name.removeprefix("HELIOS_").lower() not in fields
+    ]
     for variable, value in env.items():
-        if NON_HELIOS_VARIABLES.match(variable):
-            continue
+        if NON_HELIOS_VARIABLES.match(variable) or variable == SECRETS_DIR_VARIABLE:
+            continue  # HELIOS_SECRETS_DIR is read by load_settings, not a settings field
         key = variable.removeprefix("HELIOS_").lower()
         if not variable.startswith("HELIOS_") or key not in fields:
             errors.append(f"{variable}: not read by {settings.__name__}")
@@ -408,24 +419,58 @@ def setting_errors(settings: type[BaseSettings], env: dict[str, str | None]) -> 
         except ValueError as exc:
             errors.append(f"{variable}={value!r}: {exc}")
     for key, info in fields.items():
-        if info.is_required() and f"HELIOS_{key.upper()}" not in env:
+        if info.is_required() and f"HELIOS_{key.upper()}" not in env.keys() | files:
             errors.append(f"HELIOS_{key.upper()}: required and not set")
     return errors
+
+
+def secrets_folder(
+    pod: dict[str, Any], container: dict[str, Any], env: dict[str, str | None]
+) -> tuple[frozenset[str], list[str]]:
+    """The file names in the folder HELIOS_SECRETS_DIR names, and what is wrong with it: it must
+    be exactly one read-only mount of Secrets only, whose items name every file (without items
+    the files would be named after the Secret's keys, unknown here)."""
+    folder = env.get(SECRETS_DIR_VARIABLE)
+    if folder is None:
+        return frozenset(), []
+    mounts = [m for m in container.get("volumeMounts", []) if m["mountPath"] == folder]
+    if len(mounts) != 1:
+        return frozenset(), [
+            f"{SECRETS_DIR_VARIABLE}={folder}: {len(mounts)} volumes mounted there"
+        ]
+    errors = [] if mounts[0].get("readOnly") else [f"{folder}: mounted writable"]
+    volume = next(v for v in pod.get("volumes", []) if v["name"] == mounts[0]["name"])
+    if "projected" in volume:
+        sources = [pair for source in volume["projected"]["sources"] for pair in source.items()]
+    else:
+        sources = [(kind, spec) for kind, spec in volume.items() if kind != "name"]
+    files = set()
+    for kind, spec in sources:
+        paths = [item["path"] for item in spec.get("items", [])]
+        if kind != "secret" or not paths:
+            named = spec.get("name") or spec.get("secretName")
+            errors.append(f"{folder}: {kind} {named} is not a Secret with items")
+        files |= set(paths)
+    return frozenset(files), errors
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_p4_every_process_gets_exactly_the_settings_it_reads(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
-    """Each Deployment and migration Job: every variable is a field of the process's settings
-    class with a value it accepts, and every required field is set (Secrets included)."""
+    """Each Deployment and migration Job: every variable and every file of the secrets folder
+    (HELIOS_SECRETS_DIR) is a field of the process's settings class, variables with a value it
+    accepts, and every required field is set (Secrets as files of that folder)."""
     docs = rendered[overlay]
     errors = []
     for name, settings in SETTINGS.items():
         for kind, object_name in (("Deployment", name), ("Job", f"{name}-migrate")):
             pod = _named(docs, kind, object_name)["spec"]["template"]["spec"]
             env = _environment(docs, pod["containers"][0])
-            errors += [f"{kind}/{object_name}: {e}" for e in setting_errors(settings, env)]
+            files, wrong = secrets_folder(pod, pod["containers"][0], env)
+            assert "HELIOS_DATABASE_URL" in files  # no secret in the environment
+            wrong += setting_errors(settings, env, files)
+            errors += [f"{kind}/{object_name}: {e}" for e in wrong]
     assert errors == []
 
 
@@ -438,6 +483,48 @@ def test_p4_settings_check_refuses_unknown_bad_and_missing_values() -> None:
     assert any(e.startswith("HELIOS_GRPC_PORT='70000'") for e in errors)
     assert "FOO: not read by AuditSettings" in errors
     assert "HELIOS_DATABASE_URL: required and not set" in errors
+    errors = setting_errors(AuditSettings, {}, frozenset({"HELIOS_DATABASE_URL"}))
+    assert "HELIOS_TLS_CA_FILE: required and not set" in errors
+    assert [e for e in errors if e.startswith("HELIOS_DATABASE_URL")] == []
+    errors = setting_errors(
+        AuditSettings,
+        {"HELIOS_DATABASE_URL": None},
+        frozenset({"HELIOS_DATABASE_URL", "HELIOS_SEAL_PASSPHRASE"}),
+    )
+    assert errors[:2] == [
+        "HELIOS_DATABASE_URL: set in the environment, shadowing its secrets file",
+        "HELIOS_SEAL_PASSPHRASE: a secrets file AuditSettings does not read",
+    ]
+
+
+def test_p4_secrets_folder_check_refuses_what_the_process_would_not_read() -> None:
+    """The folder must be one read-only mount of Secrets whose items name the files."""
+    env: dict[str, str | None] = {SECRETS_DIR_VARIABLE: "/etc/helios/secrets"}
+    mount = {"name": "secrets", "mountPath": "/etc/helios/secrets", "readOnly": True}
+    database = {"name": "helios-database", "items": [{"key": "url", "path": "HELIOS_DATABASE_URL"}]}
+    projected = {"name": "secrets", "projected": {"sources": [{"secret": database}]}}
+    pod = {"volumes": [projected]}
+    assert secrets_folder(pod, {"volumeMounts": [mount]}, env) == (
+        frozenset({"HELIOS_DATABASE_URL"}),
+        [],
+    )
+    assert secrets_folder(pod, {}, env)[1] == [
+        "HELIOS_SECRETS_DIR=/etc/helios/secrets: 0 volumes mounted there"
+    ]
+    writable = {**mount, "readOnly": False}
+    assert secrets_folder(pod, {"volumeMounts": [writable]}, env)[1] == [
+        "/etc/helios/secrets: mounted writable"
+    ]
+    unnamed = {"name": "secrets", "secret": {"secretName": "helios-database"}}
+    assert secrets_folder({"volumes": [unnamed]}, {"volumeMounts": [mount]}, env) == (
+        frozenset(),
+        ["/etc/helios/secrets: secret helios-database is not a Secret with items"],
+    )
+    config = {"name": "secrets", "configMap": {"name": "plain", "items": database["items"]}}
+    assert secrets_folder({"volumes": [config]}, {"volumeMounts": [mount]}, env)[1] == [
+        "/etc/helios/secrets: configMap plain is not a Secret with items"
+    ]
+    assert secrets_folder(pod, {"volumeMounts": [mount]}, {}) == (frozenset(), [])
 
 
 def _mounted_at(container: dict[str, Any], path: str) -> str | None:
@@ -453,14 +540,15 @@ def _mounted_at(container: dict[str, Any], path: str) -> str | None:
 def test_p4_every_configured_file_is_on_a_mounted_volume(
     rendered: dict[str, list[dict[str, Any]]], overlay: str
 ) -> None:
-    """Files (HELIOS_*_FILE, the OTLP exporter's certificate and key) are checked when settings
-    load, by serve and migrate alike; directories (HELIOS_*_DIR) are used by serve only."""
+    """Files (HELIOS_*_FILE, the OTLP exporter's certificate and key) and the secrets folder
+    (HELIOS_SECRETS_DIR) are checked when settings load, by serve and migrate alike; other
+    directories (HELIOS_*_DIR) are used by serve only."""
     docs = rendered[overlay]
     missing = []
     for doc, pod in _workloads(docs):
-        paths = (
-            r"_(FILE|CERTIFICATE|KEY)$" if doc["kind"] == "Job" else r"_(FILE|DIR|CERTIFICATE|KEY)$"
-        )
+        paths = r"_(FILE|CERTIFICATE|KEY)$|^HELIOS_SECRETS_DIR$"
+        if doc["kind"] != "Job":
+            paths += r"|_DIR$"
         for container in pod["containers"]:
             for variable, value in _environment(docs, container).items():
                 if re.search(paths, variable) and value and _mounted_at(container, value) is None:

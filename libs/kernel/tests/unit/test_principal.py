@@ -20,6 +20,7 @@ from helios.kernel.principal import (
     key_id_of,
     load_private_key,
     load_public_key,
+    load_public_keys,
     write_keypair,
 )
 from helios.proto.common.v1 import principal_pb2
@@ -173,6 +174,40 @@ def test_p1_loading_a_non_ed25519_key_refused(tmp_path: Path) -> None:
         load_private_key(private_path)
     with pytest.raises(TypeError, match="not an Ed25519 public key"):
         load_public_key(public_path)
+
+
+def test_p1_a_public_key_file_may_hold_the_old_and_the_new_key_while_rotating(
+    tmp_path: Path,
+) -> None:
+    """Rotation without refused calls: both public keys in the file, in order; a file with
+    none, or with another key type among them, is refused."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        write_keypair(folder / "k.key", folder / "k.pub")
+    bundle = tmp_path / "principal.pub"
+    bundle.write_bytes((first / "k.pub").read_bytes() + b"\n" + (second / "k.pub").read_bytes())
+    keys = load_public_keys(bundle)
+    assert [key_id_of(k) for k in keys] == [
+        key_id_of(load_public_key(first / "k.pub")),
+        key_id_of(load_public_key(second / "k.pub")),
+    ]
+    verifier = AssertionVerifier(keys)
+    for folder in (first, second):
+        signed = AssertionSigner(load_private_key(folder / "k.key")).sign(_principal(), now=NOW)
+        assert verifier.verify(signed, now=NOW) == _principal()
+
+    (tmp_path / "empty.pub").write_text("no key here\n")
+    with pytest.raises(ValueError, match="no PEM public key"):
+        load_public_keys(tmp_path / "empty.pub")
+    ec_public = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    (tmp_path / "mixed.pub").write_bytes((first / "k.pub").read_bytes() + ec_public)
+    with pytest.raises(TypeError, match="not an Ed25519 public key"):
+        load_public_keys(tmp_path / "mixed.pub")
 
 
 def test_i2_broker_key_verifies_ai_principals_only(key: Ed25519PrivateKey) -> None:

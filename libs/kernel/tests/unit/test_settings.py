@@ -61,6 +61,31 @@ def test_p1_settings_are_frozen(env: pytest.MonkeyPatch) -> None:
         settings.log_level = "ERROR"  # type: ignore[misc]
 
 
+def test_p4_a_secret_may_be_a_file_in_the_secrets_folder(
+    env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """HELIOS_SECRETS_DIR (a mounted Kubernetes Secret): the file named after the variable
+    holds the value; the environment wins over it; a folder that is not there stops the
+    process with the variable named."""
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    (folder / "HELIOS_DATABASE_URL").write_text(DATABASE_URL)
+    env.setenv("HELIOS_SECRETS_DIR", str(folder))
+    settings = load_settings(ServiceSettings)
+    assert settings.database_url.get_secret_value() == DATABASE_URL
+    env.setenv("HELIOS_DATABASE_URL", "postgresql://other@db/helios")
+    assert (
+        load_settings(ServiceSettings)
+        .database_url.get_secret_value()
+        .startswith("postgresql://other@")
+    )
+    env.setenv("HELIOS_SECRETS_DIR", str(tmp_path / "missing"))
+    with pytest.raises(SystemExit) as exited:
+        load_settings(ServiceSettings)
+    assert exited.value.code == 2
+    assert "invalid setting HELIOS_SECRETS_DIR: not a folder" in capsys.readouterr().err
+
+
 def test_e7_bad_value_names_variable_without_printing_secret(
     env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -421,3 +421,23 @@ def test_l1_cli_usage_errors_exit_2(
     assert "needs HELIOS_DATABASE_URL" in capsys.readouterr().err
     assert main(["audit", "verify", "--bundle", str(tmp_path / "absent.gz")]) == 2
     assert "cannot read" in capsys.readouterr().err
+    monkeypatch.setenv("HELIOS_SECRETS_DIR", str(tmp_path / "no-such-folder"))
+    assert main(["audit", "verify", "--org", "a", "--jwks", str(tmp_path / "jwks.json")]) == 2
+    assert "HELIOS_SECRETS_DIR: not a folder" in capsys.readouterr().err
+
+
+def test_p4_cli_reads_the_database_url_from_the_secrets_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a pod the database URL is a file of HELIOS_SECRETS_DIR, not a variable: database
+    mode finds it there (here a server that refuses the connection: exit 2, named)."""
+    monkeypatch.delenv("HELIOS_DATABASE_URL", raising=False)
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    (folder / "HELIOS_DATABASE_URL").write_text("postgresql://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("HELIOS_SECRETS_DIR", str(folder))
+    (tmp_path / "jwks.json").write_text("[]")
+    code = main(["audit", "verify", "--org", "a", "--jwks", str(tmp_path / "jwks.json")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "database: connection failed" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -21,12 +22,16 @@ __all__ = [
     "key_id_of",
     "load_private_key",
     "load_public_key",
+    "load_public_keys",
     "write_keypair",
 ]
 
 METADATA_KEY = "helios-principal-bin"
 _DEFAULT_TTL = dt.timedelta(seconds=60)
 _CLOCK_SKEW = dt.timedelta(seconds=5)
+_PEM_PUBLIC_KEY = re.compile(
+    rb"-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----"
+)
 
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:
@@ -49,6 +54,23 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise TypeError(f"{path} is not an Ed25519 public key")
     return key
+
+
+def load_public_keys(path: Path) -> list[Ed25519PublicKey]:
+    """Every PEM Ed25519 public key in the file, in order (one, or several while a signing key
+    is rotated: the new one is added everywhere before identity signs with it, the old one
+    removed after); ValueError for a file without one, TypeError for another key type."""
+    text = path.read_bytes()
+    blocks = _PEM_PUBLIC_KEY.findall(text)
+    if not blocks:
+        raise ValueError(f"{path} holds no PEM public key")
+    keys = []
+    for block in blocks:
+        key = serialization.load_pem_public_key(block)
+        if not isinstance(key, Ed25519PublicKey):
+            raise TypeError(f"{path} holds a key that is not an Ed25519 public key")
+        keys.append(key)
+    return keys
 
 
 def write_keypair(private_path: Path, public_path: Path) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from helios.kernel.bus import Bus
 from helios.kernel.db import create_engine, session_factory
 from helios.kernel.outbox import OutboxRelay
-from helios.kernel.principal import AssertionVerifier, load_public_key
+from helios.kernel.principal import AssertionVerifier, load_public_keys
 from helios.kernel.server import GrpcService
 from helios.kernel.settings import GrpcSettings, KernelSettings, ServiceSettings
 from helios.kernel.tls import CertFiles
@@ -31,12 +31,12 @@ def cert_files(settings: KernelSettings) -> CertFiles:
 
 
 def verifier_from(settings: KernelSettings) -> AssertionVerifier:
-    """A verifier of principal assertions with the configured public keys (the AI broker's for
-    AI principals only)."""
-    ai_key = settings.ai_principal_public_key_file
+    """A verifier of principal assertions with the configured public keys (each file may hold
+    several while a key is rotated; the AI broker's for AI principals only)."""
+    ai_keys = settings.ai_principal_public_key_file
     return AssertionVerifier(
-        [load_public_key(settings.principal_public_key_file)],
-        [load_public_key(ai_key)] if ai_key is not None else None,
+        load_public_keys(settings.principal_public_key_file),
+        load_public_keys(ai_keys) if ai_keys is not None else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -9,7 +10,18 @@ from typing import Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["GrpcSettings", "KernelSettings", "ServiceSettings", "load_settings"]
+__all__ = [
+    "SECRETS_DIR_VARIABLE",
+    "GrpcSettings",
+    "KernelSettings",
+    "ServiceSettings",
+    "load_settings",
+    "secrets_dir",
+]
+
+SECRETS_DIR_VARIABLE = "HELIOS_SECRETS_DIR"
+"""A folder of files named after variables (e.g. `HELIOS_DATABASE_URL`), each holding that
+setting's value: secrets as mounted files instead of environment variables."""
 
 
 class KernelSettings(BaseSettings):
@@ -93,11 +105,29 @@ class ServiceSettings(GrpcSettings):
 S = TypeVar("S", bound=KernelSettings)
 
 
+def secrets_dir() -> Path | None:
+    """The folder HELIOS_SECRETS_DIR names, or None when unset; ValueError (naming the
+    variable) when it is not a folder."""
+    value = os.environ.get(SECRETS_DIR_VARIABLE, "")
+    if not value:
+        return None
+    if not Path(value).is_dir():
+        raise ValueError(f"{SECRETS_DIR_VARIABLE}: not a folder")
+    return Path(value)
+
+
 def load_settings(settings_type: type[S]) -> S:
-    """Settings from the environment; on error print each bad variable's name and the problem
-    (never its value) and exit with status 2."""
+    """Settings from the environment, and from the files in the folder HELIOS_SECRETS_DIR names
+    (a variable set in the environment wins over its file); on error print each bad variable's
+    name and the problem (never its value) and exit with status 2."""
     try:
-        return settings_type()  # type: ignore[call-arg]  # values come from the environment
+        folder = secrets_dir()
+    except ValueError as exc:
+        print(f"invalid setting {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        # values come from the environment and the secrets folder
+        return settings_type(_secrets_dir=folder)  # type: ignore[call-arg]
     except ValidationError as exc:
         for error in exc.errors():
             name = "HELIOS_" + "_".join(str(p) for p in error["loc"]).upper()

@@ -17,7 +17,7 @@ from helios.ai_broker.target_caller import GrpcActionTargets
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.migrations import migrate
 from helios.kernel.permission_catalog import registration_task
-from helios.kernel.principal import AssertionSigner, load_private_key, load_public_key
+from helios.kernel.principal import AssertionSigner, load_private_key, load_public_keys
 from helios.kernel.runtime import ServiceRuntime, cert_files
 from helios.kernel.step_up import StepUpVerifier
 from helios.proto.ai_broker.v1 import ai_broker_pb2, ai_broker_pb2_grpc
@@ -51,7 +51,7 @@ def build_services(settings: AiBrokerSettings, runtime: ServiceRuntime) -> Broke
             timeout=settings.action_call_timeout_seconds,
         ),
         confirmation_ttl=dt.timedelta(seconds=settings.confirmation_ttl_seconds),
-        step_up=StepUpVerifier([load_public_key(settings.principal_public_key_file)]),
+        step_up=StepUpVerifier(load_public_keys(settings.principal_public_key_file)),
     )
 
 

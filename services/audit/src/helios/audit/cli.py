@@ -33,6 +33,7 @@ from helios.audit.store.reader import PAGE_SIZE, PgLogReader
 from helios.audit.store.retention import postgres_retention
 from helios.kernel.audit_trail import AuditRecorder
 from helios.kernel.db import create_engine, session_factory
+from helios.kernel.settings import secrets_dir
 from helios.kernel.tls import CertFiles
 
 __all__ = ["PROGRESS_EVERY", "VerifySettings", "main", "verify_log", "verify_main"]
@@ -44,8 +45,9 @@ _OK, _TAMPERED, _CANNOT_RUN = 0, 1, 2
 
 
 class VerifySettings(BaseSettings):
-    """What database mode reads from the environment (the audit service's own variables): the
-    database, and keyvault with the audit service's mTLS identity unless `--jwks` is given."""
+    """What database mode reads from the environment and HELIOS_SECRETS_DIR (the audit service's
+    own variables): the database, and keyvault with the audit service's mTLS identity unless
+    `--jwks` is given."""
 
     model_config = SettingsConfigDict(env_prefix="HELIOS_", extra="ignore", frozen=True)
 
@@ -140,7 +142,11 @@ def _load_jwks(path: Path) -> dict[str, Ed25519PublicKey]:
 
 def _settings() -> VerifySettings:
     try:
-        return VerifySettings()
+        folder = secrets_dir()
+    except ValueError as exc:
+        raise _UsageError(f"invalid setting {exc}") from None
+    try:
+        return VerifySettings(_secrets_dir=folder)  # type: ignore[call-arg]  # pydantic-settings
     except ValidationError as exc:
         names = ", ".join("HELIOS_" + "_".join(map(str, e["loc"])).upper() for e in exc.errors())
         raise _UsageError(f"invalid setting {names}") from None
