@@ -35,7 +35,7 @@ from helios.gateway.transcoding.dispatcher import transcoding_route
 from helios.gateway.upstream import Upstream
 from helios.kernel.bus import Bus
 from helios.kernel.db import create_engine
-from helios.kernel.runtime import verifier_from
+from helios.kernel.runtime import nats_tls, verifier_from
 
 __all__ = ["create_app"]
 
@@ -67,7 +67,12 @@ def create_app(
     cache = SessionCache(settings.cookie_key_file.read_bytes(), verifier_from(settings), clock)
     revocations = Revocations(clock)
     bus = (
-        Bus(settings.nats_url, "gateway", settings.nats_stream_replicas)
+        Bus(
+            settings.nats_url,
+            "gateway",
+            settings.nats_stream_replicas,
+            nats_tls(settings, settings.nats_url),
+        )
         if settings.nats_url
         else None
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 import nats
 from nats.aio.client import Client
@@ -61,12 +62,20 @@ async def ensure_audit_stream(js: JetStreamContext, replicas: int = 1) -> None:
 class Bus:
     """A lazily (re)connecting NATS client: `jetstream()` returns a context or raises, never hangs
     for longer than the connect timeout, so callers can retry while NATS is away. `url` may list
-    several servers of one cluster, separated by commas."""
+    several servers of one cluster, separated by commas; `tls` (for `tls://` servers) is the
+    process's mutual-TLS context."""
 
-    def __init__(self, url: str, name: str, stream_replicas: int = 1) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        stream_replicas: int = 1,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._url = url
         self._name = name
         self._stream_replicas = stream_replicas
+        self._tls = tls
         self._client: Client | None = None
         self._lock = asyncio.Lock()
 
@@ -81,6 +90,7 @@ class Bus:
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
+                    tls=self._tls,
                 )
                 try:
                     await ensure_audit_stream(client.jetstream(timeout=5), self._stream_replicas)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,9 +19,16 @@ from helios.kernel.outbox import OutboxRelay
 from helios.kernel.principal import AssertionVerifier, load_public_keys
 from helios.kernel.server import GrpcService
 from helios.kernel.settings import GrpcSettings, KernelSettings, ServiceSettings
-from helios.kernel.tls import CertFiles
+from helios.kernel.tls import CertFiles, client_ssl_context
 
-__all__ = ["ProcessRuntime", "ServiceRuntime", "StatelessRuntime", "cert_files", "verifier_from"]
+__all__ = [
+    "ProcessRuntime",
+    "ServiceRuntime",
+    "StatelessRuntime",
+    "cert_files",
+    "nats_tls",
+    "verifier_from",
+]
 
 
 def cert_files(settings: KernelSettings) -> CertFiles:
@@ -28,6 +36,12 @@ def cert_files(settings: KernelSettings) -> CertFiles:
     return CertFiles(
         ca=settings.tls_ca_file, cert=settings.tls_cert_file, key=settings.tls_key_file
     )
+
+
+def nats_tls(settings: KernelSettings, url: str) -> ssl.SSLContext | None:
+    """The process's mutual-TLS context (its own certificate, the Helios CA) when `url` names
+    `tls://` NATS servers, else None."""
+    return client_ssl_context(cert_files(settings)) if url.startswith("tls://") else None
 
 
 def verifier_from(settings: KernelSettings) -> AssertionVerifier:
@@ -88,7 +102,12 @@ class ServiceRuntime:
         """Build (without connecting) and register the relay as a background task."""
         engine = create_engine(settings.database_url.get_secret_value(), settings.database_role)
         sessions = session_factory(engine)
-        bus = Bus(settings.nats_url, f"helios-{name}", settings.nats_stream_replicas)
+        bus = Bus(
+            settings.nats_url,
+            f"helios-{name}",
+            settings.nats_stream_replicas,
+            nats_tls(settings, settings.nats_url),
+        )
         relay = OutboxRelay(sessions, outbox, bus)
         service = GrpcService(name, cert_files(settings), verifier_from(settings))
         service.add_background(relay.run)

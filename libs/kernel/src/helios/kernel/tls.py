@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ __all__ = [
     "CertFiles",
     "caller_from_pem",
     "channel_credentials",
+    "client_ssl_context",
     "ensure_dev_pki",
     "issue_certificate",
     "server_credentials",
@@ -163,6 +165,15 @@ def channel_credentials(files: CertFiles) -> grpc.ChannelCredentials:
         private_key=files.key.read_bytes(),
         certificate_chain=files.cert.read_bytes(),
     )
+
+
+def client_ssl_context(files: CertFiles) -> ssl.SSLContext:
+    """Client side of mutual TLS for other protocols (NATS): TLS 1.3 only, trust our CA alone,
+    check the server's name, present our own certificate."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(files.ca))
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(str(files.cert), str(files.key))
+    return context
 
 
 def caller_from_pem(pem: bytes) -> str:
