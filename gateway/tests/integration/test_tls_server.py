@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import socket
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -192,3 +194,37 @@ def test_e1_mismatched_certificate_and_key_fail_before_listening(
 def test_e1_missing_certificate_fails_before_listening(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         server(APP, HOST, 0, certfile=tmp_path / "none.pem", keyfile=tmp_path / "none.key")
+
+
+# Serves APP until SIGTERM, then writes a marker: the clean-up after a graceful stop must run.
+_STOPPING_PROCESS = """
+import sys
+from pathlib import Path
+from starlette.applications import Starlette
+from helios.gateway.tls_server import serve
+
+try:
+    serve(Starlette(), "127.0.0.1", int(sys.argv[1]), certfile=None, keyfile=None, log_config=None)
+finally:
+    Path(sys.argv[2]).write_text("cleaned up")
+"""
+
+
+async def test_p5_sigterm_stops_gracefully_and_lets_the_clean_up_run(tmp_path: Path) -> None:
+    """SIGTERM (a pod stopping): the server stops, the process's own clean-up (the flush of its
+    queued spans) runs, and it exits 0 instead of dying by the signal."""
+    port, marker = free_port(), tmp_path / "marker"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _STOPPING_PROCESS, str(port), str(marker)
+    )
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                async with httpx.AsyncClient() as client:
+                    await client.get(f"http://{HOST}:{port}/")
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), timeout=20) == 0
+    assert marker.read_text() == "cleaned up"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,18 @@ class TLS13Config(uvicorn.Config):
             self.ssl.minimum_version = ssl.TLSVersion.TLSv1_3
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's Server whose stop by SIGTERM/SIGINT is a normal return: uvicorn would raise the
+    signal again once stopped, killing the process before the caller's clean-up (the flush of
+    queued trace spans) ran."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()  # handled: the graceful stop is done
+
+
 def server(
     app: ASGIApp,
     host: str,
@@ -72,7 +86,7 @@ def server(
         **uvicorn_kwargs,
     )
     config.load()
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def serve(
