@@ -42,9 +42,10 @@ COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    HELIOS_HTTP_HOST=0.0.0.0
+    HELIOS_HTTP_HOST=0.0.0.0 \
+    HELIOS_METRICS_PORT=9464
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "helios.kernel.health_probe", "--http", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["python", "-m", "helios.gateway"]

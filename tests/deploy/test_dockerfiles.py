@@ -325,7 +325,8 @@ def test_p4_healthcheck_uses_the_health_probe(deployable: str) -> None:
     if deployable == "gateway":
         assert argv[3:] == ["--http", "http://127.0.0.1:8080/healthz"]
         assert runtime.env()["HELIOS_HTTP_HOST"] == "0.0.0.0"
-        assert exposed == {"8080"}
+        assert runtime.env()["HELIOS_METRICS_PORT"] == "9464"  # /metrics never on the public port
+        assert exposed == {"8080", "9464"}
     else:
         assert argv[3:] == ["--port", HEALTH_PORT]
         assert runtime.env()["HELIOS_HEALTH_PORT"] == HEALTH_PORT

@@ -800,9 +800,8 @@ def test_p4_network_policies_open_the_edge_and_the_backing_services_only(
             assert not reachable(policies, process, STRANGER, 50051)
         assert reachable(policies, pods[name], NATS, 4222)
         assert not reachable(policies, pods[f"{name}-migrate"], NATS, 4222)
-        metrics = 9464 if name in GRPC_SERVICES else 8080
-        assert reachable(policies, PROMETHEUS, pods[name], metrics)
-        assert not reachable(policies, STRANGER, pods[name], metrics)
+        assert reachable(policies, PROMETHEUS, pods[name], 9464)
+        assert not reachable(policies, STRANGER, pods[name], 9464)
         for port in (8081, 9464):  # the health listener is for the kubelet only
             assert not reachable(policies, pods["gateway"], pods[name], port)
     assert not reachable(policies, STRANGER, collector, 4317)

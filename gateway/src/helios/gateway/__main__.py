@@ -45,11 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         settings.targets(),
         settings.upstream_timeout_seconds,
     )
+    app = create_app(settings, connect)
+    metrics = app.state.metrics_app
     try:
         serve(
-            create_app(settings, connect),
+            app,
             settings.http_host,
             settings.http_port,
+            side=(metrics, settings.metrics_port) if metrics is not None else None,
             certfile=settings.https_cert_file,
             keyfile=settings.https_key_file,
             log_config=None,

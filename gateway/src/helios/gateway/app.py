@@ -62,7 +62,8 @@ def create_app(
     """The app; `connect` builds the upstream channels inside the server's event loop (gRPC aio
     channels belong to the loop that made them) and they are closed on shutdown. `clock` times
     the session cache cookie and the revocations (S2, S3). With HELIOS_NATS_URL, a revocation
-    feed runs while the app serves (`app.state.revocation_feed`)."""
+    feed runs while the app serves (`app.state.revocation_feed`). With HELIOS_METRICS_PORT,
+    `/metrics` is not on this app but on `app.state.metrics_app`."""
     bindings = load_bindings()
     cache = SessionCache(settings.cookie_key_file.read_bytes(), verifier_from(settings), clock)
     revocations = Revocations(clock)
@@ -102,9 +103,10 @@ def create_app(
                 await engine.dispose()
 
     registry = CollectorRegistry()
+    public_metrics = [] if settings.metrics_port else [metrics_route(registry)]
     app = Starlette(
         routes=[
-            metrics_route(registry),
+            *public_metrics,
             *operations_routes(settings),
             *openapi_routes(bindings),
             *auth_routes(settings),
@@ -142,4 +144,8 @@ def create_app(
     app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
     app.state.revocations = revocations
     app.state.revocation_feed = feed
+    # With HELIOS_METRICS_PORT, /metrics is this app's alone (served on that port by __main__).
+    app.state.metrics_app = (
+        Starlette(routes=[metrics_route(registry)]) if settings.metrics_port else None
+    )
     return app

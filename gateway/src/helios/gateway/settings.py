@@ -17,6 +17,13 @@ class GatewaySettings(KernelSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="serve /metrics on this plain-HTTP port of HELIOS_HTTP_HOST only, never on the"
+        " public one (0: /metrics on HELIOS_HTTP_PORT, for local runs)",
+    )
     identity_target: str = "identity:50051"
     authz_target: str = "authz:50051"
     ai_broker_target: str = "ai-broker:50051"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterator
@@ -96,12 +97,40 @@ def serve(
     *,
     certfile: Path | None,
     keyfile: Path | None,
+    side: tuple[ASGIApp, int] | None = None,
     **uvicorn_kwargs: Any,
 ) -> None:
     """Serve `app` until SIGINT/SIGTERM (graceful stop); see `server` for TLS and the errors.
-    Raises SystemExit(3) when the server could not start (e.g. the port is taken), as
-    `uvicorn.run` does."""
+    `side` is another app served on host:port in plain HTTP alongside (the metrics), started
+    and stopped with it. Raises SystemExit(3) when a server could not start (e.g. the port is
+    taken), as `uvicorn.run` does."""
     instance = server(app, host, port, certfile=certfile, keyfile=keyfile, **uvicorn_kwargs)
-    instance.run()
-    if not instance.started:
+    if side is None:
+        instance.run()
+        started = [instance]
+    else:
+        side_app, side_port = side
+        beside = server(
+            side_app,
+            host,
+            side_port,
+            certfile=None,
+            keyfile=None,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+        asyncio.run(_together(instance, beside))
+        started = [instance, beside]
+    if not all(s.started for s in started):
         raise SystemExit(3)
+
+
+async def _together(*servers: uvicorn.Server) -> None:
+    """Run the servers until one stops (a signal reaches whichever installed its handler
+    last), then stop the others."""
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for each in servers:
+        each.should_exit = True
+    await asyncio.gather(*tasks)
