@@ -8,8 +8,8 @@ input the person was shown. At confirmation the AI session must still be active 
 permission is asked again for the AI. When the org's AI policy asks for it, a confirmation also
 presents a step-up token from identity made for this person, session and invocation. The
 decision is taken on the locked row, so one invocation is decided once; an overdue one becomes
-EXPIRED instead. Every attempt is audited as the person;
-the run that follows as the AI principal (InvocationRunner).
+EXPIRED instead. Every attempt is audited as the person; the run that follows as the AI
+principal (InvocationRunner).
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from helios.ai_broker.domain.invocations import (
     validate_input,
 )
 from helios.ai_broker.domain.model import Action, AiSession, Invocation, InvocationState
+from helios.ai_broker.domain.policy import DEFAULT_POLICY
 from helios.ai_broker.ports import Authz, AuthzDecision, BrokerTransaction, Clock, UnitOfWork
 from helios.ai_broker.ports.invocations import ActionTargets
 from helios.kernel.changes import Change
@@ -390,7 +391,7 @@ class InvocationService:
         async with self._uow() as tx:
             session = await tx.ai_session_by_id(session_id)
             action = await tx.action_by_name(action_name)
-            policy = await tx.ai_policy_of(principal.org_id)
+            policy = await tx.ai_policy_of(session.org_id) if session else DEFAULT_POLICY
         if (
             session is None
             or not session.is_active(self._clock())

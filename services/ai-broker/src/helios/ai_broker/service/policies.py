@@ -6,6 +6,7 @@ from google.protobuf.message import Message
 
 from helios.ai_broker.domain.policy import AiPolicy
 from helios.ai_broker.ports import Authz, Clock, UnitOfWork
+from helios.ai_broker.service.invocations import uuid_field
 from helios.kernel.changes import Change
 from helios.kernel.context import CallContext
 from helios.kernel.errors import (
@@ -87,7 +88,7 @@ class AiPolicyService:
             raise PermissionDeniedError("only a person may see or set the org's AI policy")
         if not principal.org_id or (org_id and org_id != principal.org_id):
             raise PermissionDeniedError("the AI policy of another org is out of reach")
-        org = principal.org_id
+        org = str(uuid_field(principal.org_id, "org_id"))
         decision = await self._authz.check(principal, permission, org_id=org)
         if not decision.allowed:
             raise PermissionDeniedError(f"{permission} is not granted to you in this org")
