@@ -12,7 +12,7 @@ import psycopg
 from helios.devstack.stack import Stack
 from helios.kernel.testing.trace_collector import ReceivedSpan, TraceCollector
 
-from .conftest import PASSWORD, wait_for
+from .conftest import PASSWORD, Browser, sign_up, wait_for
 
 SIGN_UP_RPC = "/helios.proto.identity.v1.IdentityService/SignUp"
 SIGN_UP_ACTION = "identity.user.signUp"
@@ -151,3 +151,41 @@ def test_p5_gateway_starts_the_trace_of_a_request_without_traceparent(
     assert gateway.parent_span_id == ""
     assert {s.trace_id for s in (gateway, identity, publish, ingest)} == {trace_id}
     assert ingest.parent_span_id == publish.span_id
+
+
+def test_p5_an_org_creation_trace_reaches_authz_seeding_its_roles(
+    stack: Stack, trace_collector: TraceCollector, db: psycopg.Connection
+) -> None:
+    """P5: the platform root creates an org through the gateway; authz's consumer that seeds the
+    org's roles continues the same trace, as the child of the relay's publish of the event."""
+    owner_id = Browser(stack).sign_in(sign_up(stack, "p5-owner"))["user"]["user_id"]
+    root = Browser(stack)
+    root.sign_in(stack.root_credentials["email"], stack.root_credentials["password"])
+    created = root.post(
+        "/api/v1/identity/orgs",
+        json={"slug": f"p5-{uuid.uuid4().hex[:10]}", "name": "P5", "owner_user_id": owner_id},
+    )
+    assert created.status_code == 200, created.text
+    org_id = created.json()["org"]["org_id"]
+
+    def audited() -> tuple[str, str] | None:
+        found = db.execute(
+            "SELECT event_id, trace_id FROM audit.audit_log"
+            " WHERE action = 'identity.org.create' AND org_id = %s",
+            (org_id,),
+        ).fetchone()
+        return None if found is None else (str(found[0]), str(found[1]))
+
+    event_id, trace_id = wait_for(audited, what="the org creation's audit row")
+    publish, _ = _event_spans(trace_collector, event_id)
+    seeding = _span(
+        trace_collector,
+        "authz seeding the org's roles",
+        lambda s: (
+            s.service == "helios-authz"
+            and s.kind == "CONSUMER"
+            and s.attributes.get("messaging.message.id") == event_id
+        ),
+    )
+    assert seeding.trace_id == publish.trace_id == trace_id
+    assert seeding.parent_span_id == publish.span_id

@@ -10,6 +10,7 @@ from nats.aio.msg import Msg
 
 from helios.authz.service.seeding import SeedingService
 from helios.kernel.bus import AUDIT_STREAM, Bus, audit_subject
+from helios.kernel.bus_tracing import consuming
 from helios.kernel.context import CallContext
 from helios.kernel.pull_consumer import consume
 from helios.proto.audit.v1 import events_pb2
@@ -42,8 +43,10 @@ class OrgSeeder:
         log.info("org blueprints", extra={"org_id": event.org_id, "seeded": seeded})
 
     async def _handle_all(self, messages: list[Msg]) -> None:
-        for message in messages:
-            await self._handle(message.data)
+        # Each message's CONSUMER span continues the trace of the request that created the org.
+        with consuming(messages):
+            for message in messages:
+                await self._handle(message.data)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop`, reconnecting with backoff while NATS is away."""
