@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from helios.kernel.clients import call_metadata, secure_channel
+from helios.kernel.clients import LazyChannel, call_metadata
 from helios.kernel.errors import UnavailableError
 from helios.kernel.tls import CertFiles
 from helios.proto.authz.v1 import authz_pb2, authz_pb2_grpc
@@ -74,14 +74,10 @@ class AuthzGate:
     without a decision)."""
 
     def __init__(self, target: str, certs: CertFiles) -> None:
-        self._target = target
-        self._certs = certs
-        self._channel: grpc.aio.Channel | None = None
+        self._channel = LazyChannel(target, certs)
 
     def _stub(self) -> AuthzServiceAsyncStub:
-        if self._channel is None:
-            self._channel = secure_channel(self._target, self._certs)
-        return authz_pb2_grpc.AuthzServiceStub(self._channel)
+        return authz_pb2_grpc.AuthzServiceStub(self._channel.get())
 
     async def plan_list(
         self, principal: principal_pb2.Principal, permission: str, resource_type: str
@@ -127,6 +123,4 @@ class AuthzGate:
 
     async def close(self) -> None:
         """Close the channel (idempotent)."""
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        await self._channel.close()

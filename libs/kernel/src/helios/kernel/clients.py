@@ -11,12 +11,34 @@ from helios.kernel.principal import METADATA_KEY
 from helios.kernel.tls import CertFiles, channel_credentials
 from helios.proto.common.v1 import principal_pb2
 
-__all__ = ["call_metadata", "secure_channel"]
+__all__ = ["LazyChannel", "call_metadata", "secure_channel"]
 
 
 def secure_channel(target: str, certs: CertFiles) -> grpc.aio.Channel:
     """A channel to `target` (host:port) over mutual TLS with this process's certificate."""
     return grpc.aio.secure_channel(target, channel_credentials(certs))
+
+
+class LazyChannel:
+    """A mutual-TLS channel to one service, opened on first use (so inside the event loop that
+    uses it: gRPC aio channels belong to their loop) and closed by `close()`."""
+
+    def __init__(self, target: str, certs: CertFiles) -> None:
+        self._target = target
+        self._certs = certs
+        self._channel: grpc.aio.Channel | None = None
+
+    def get(self) -> grpc.aio.Channel:
+        """The channel, opened now if it is not yet."""
+        if self._channel is None:
+            self._channel = secure_channel(self._target, self._certs)
+        return self._channel
+
+    async def close(self) -> None:
+        """Close the channel if it was opened (idempotent; a later `get()` opens a new one)."""
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
 
 
 def call_metadata(

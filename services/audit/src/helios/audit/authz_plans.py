@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import grpc
-
-from helios.kernel.clients import secure_channel
+from helios.kernel.clients import LazyChannel
 from helios.kernel.tls import CertFiles
 from helios.proto.authz.v1 import authz_pb2, authz_pb2_grpc
 from helios.proto.common.v1 import principal_pb2
@@ -24,14 +22,10 @@ class AuthzPlans:
     (minimize_latency: authz serves it from its cache)."""
 
     def __init__(self, target: str, certs: CertFiles) -> None:
-        self._target = target
-        self._certs = certs
-        self._channel: grpc.aio.Channel | None = None
+        self._channel = LazyChannel(target, certs)
 
     def _stub(self) -> AuthzServiceAsyncStub:
-        if self._channel is None:
-            self._channel = secure_channel(self._target, self._certs)
-        return authz_pb2_grpc.AuthzServiceStub(self._channel)
+        return authz_pb2_grpc.AuthzServiceStub(self._channel.get())
 
     async def plan(
         self, principal: principal_pb2.Principal, permission: str, resource_type: str
@@ -46,6 +40,4 @@ class AuthzPlans:
 
     async def close(self) -> None:
         """Close the channel (idempotent)."""
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        await self._channel.close()

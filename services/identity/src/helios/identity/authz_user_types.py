@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from helios.identity.ports import PrincipalSigner
-from helios.kernel.clients import call_metadata, secure_channel
+from helios.kernel.clients import LazyChannel, call_metadata
 from helios.kernel.errors import (
     DomainError,
     InvalidArgumentError,
@@ -46,15 +46,11 @@ class GrpcUserTypes:
     """Asks authz (fully consistent reads: a user type created a moment ago is found)."""
 
     def __init__(self, target: str, certs: CertFiles, signer: PrincipalSigner) -> None:
-        self._target = target
-        self._certs = certs
+        self._channel = LazyChannel(target, certs)
         self._signer = signer
-        self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> AuthzServiceAsyncStub:
-        if self._channel is None:
-            self._channel = secure_channel(self._target, self._certs)
-        return authz_pb2_grpc.AuthzServiceStub(self._channel)
+        return authz_pb2_grpc.AuthzServiceStub(self._channel.get())
 
     def _metadata(
         self, acting: principal_pb2.Principal | None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from helios.kernel.clients import secure_channel
+from helios.kernel.clients import LazyChannel
 from helios.kernel.tls import CertFiles
 from helios.proto.keyvault.v1 import keyvault_pb2 as kv
 from helios.proto.keyvault.v1 import keyvault_pb2_grpc
@@ -26,16 +26,12 @@ class KeyvaultSigner:
     platform key `audit-checkpoints` is created on first use (or found by name)."""
 
     def __init__(self, target: str, certs: CertFiles) -> None:
-        self._target = target
-        self._certs = certs
-        self._channel: grpc.aio.Channel | None = None
+        self._channel = LazyChannel(target, certs)
         self._key_id = ""
         self._lock = asyncio.Lock()
 
     def _stub(self) -> KeyvaultServiceAsyncStub:
-        if self._channel is None:
-            self._channel = secure_channel(self._target, self._certs)
-        return keyvault_pb2_grpc.KeyvaultServiceStub(self._channel)
+        return keyvault_pb2_grpc.KeyvaultServiceStub(self._channel.get())
 
     async def _key(self) -> str:
         async with self._lock:
@@ -83,6 +79,4 @@ class KeyvaultSigner:
 
     async def close(self) -> None:
         """Close the channel (idempotent)."""
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        await self._channel.close()
